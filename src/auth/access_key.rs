@@ -1,0 +1,204 @@
+//! Access-key authentication: the client sends a key in a header (or a query
+//! parameter); the configuration holds only the key's SHA-256 digest. The
+//! presented key's digest is compared with every configured digest in
+//! constant time.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use super::AuthError;
+use crate::config::{ConfigError, RawKey};
+
+struct Key {
+    consumer: String,
+    digest: [u8; 32],
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("consumer", &self.consumer)
+            .field("sha256", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+pub struct AccessKeyAuth {
+    realm: String,
+    header: String,
+    query: Option<String>,
+    keys: Vec<Key>,
+}
+
+impl AccessKeyAuth {
+    pub(crate) fn new(
+        realm: String,
+        header: String,
+        query: Option<String>,
+        raw: &[RawKey],
+    ) -> Result<Self, ConfigError> {
+        if raw.is_empty() {
+            return Err(ConfigError::new("auth.keys", "must list at least one key"));
+        }
+        let mut keys: Vec<Key> = Vec::with_capacity(raw.len());
+        for (i, k) in raw.iter().enumerate() {
+            if k.consumer.is_empty() || !k.consumer.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(ConfigError::new(
+                    format!("auth.keys[{i}].consumer"),
+                    "must be non-empty visible ASCII (it is sent upstream in a header)",
+                ));
+            }
+            let digest: [u8; 32] = hex::decode(&k.sha256)
+                .ok()
+                .and_then(|d| d.try_into().ok())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        format!("auth.keys[{i}].sha256"),
+                        "must be 64 hex characters: the SHA-256 digest of the key, not the key itself",
+                    )
+                })?;
+            if let Some(j) = keys.iter().position(|other| other.digest == digest) {
+                return Err(ConfigError::new(
+                    format!("auth.keys[{i}].sha256"),
+                    format!("same digest as auth.keys[{j}]"),
+                ));
+            }
+            keys.push(Key {
+                consumer: k.consumer.clone(),
+                digest,
+            });
+        }
+        Ok(Self {
+            realm,
+            header,
+            query,
+            keys,
+        })
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The (lowercase) header that carries the key.
+    pub fn header(&self) -> &str {
+        &self.header
+    }
+
+    /// The query parameter that may carry the key, if configured.
+    pub fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+
+    /// Checks a presented key. Returns the consumer name.
+    pub fn verify(&self, presented: Option<&str>) -> Result<&str, AuthError> {
+        let presented = match presented {
+            Some(k) if !k.is_empty() => k,
+            _ => return Err(AuthError::Missing),
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Visit every key whatever matches; remember the match as index + 1.
+        let mut found: u32 = 0;
+        for (i, key) in self.keys.iter().enumerate() {
+            let candidate = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            found = u32::conditional_select(&found, &candidate, digest.ct_eq(&key.digest));
+        }
+        match found.checked_sub(1).and_then(|i| self.keys.get(i as usize)) {
+            Some(key) => Ok(key.consumer.as_str()),
+            None => Err(AuthError::Invalid),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(consumer: &str, key: &str) -> RawKey {
+        RawKey {
+            consumer: consumer.into(),
+            sha256: hex::encode(Sha256::digest(key.as_bytes())),
+        }
+    }
+
+    fn auth() -> AccessKeyAuth {
+        AccessKeyAuth::new(
+            "r".into(),
+            "x-api-key".into(),
+            None,
+            &[
+                raw("alice", "alice-key"),
+                raw("bob", "bob-key"),
+                raw("alice", "alice-key-2"),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_map_to_consumers() {
+        let a = auth();
+        assert_eq!(a.verify(Some("alice-key")), Ok("alice"));
+        assert_eq!(a.verify(Some("alice-key-2")), Ok("alice"));
+        assert_eq!(a.verify(Some("bob-key")), Ok("bob"));
+        assert_eq!(a.verify(Some("bob-key ")), Err(AuthError::Invalid));
+        assert_eq!(a.verify(Some("mallory")), Err(AuthError::Invalid));
+        assert_eq!(a.verify(Some("")), Err(AuthError::Missing));
+        assert_eq!(a.verify(None), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn published_sha256_digest_is_accepted_in_either_case() {
+        // SHA-256("abc") from FIPS 180-2, upper-case hex.
+        let k = RawKey {
+            consumer: "c".into(),
+            sha256: "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD".into(),
+        };
+        let a = AccessKeyAuth::new("r".into(), "k".into(), None, &[k]).unwrap();
+        assert_eq!(a.verify(Some("abc")), Ok("c"));
+    }
+
+    #[test]
+    fn config_errors_never_echo_the_digest() {
+        let bad = RawKey {
+            consumer: "c".into(),
+            sha256: "my-plain-key".into(),
+        };
+        let e = AccessKeyAuth::new("r".into(), "k".into(), None, &[bad]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "auth.keys[0].sha256: must be 64 hex characters: the SHA-256 digest of the key, not the key itself"
+        );
+        let e = AccessKeyAuth::new(
+            "r".into(),
+            "k".into(),
+            None,
+            &[raw("a", "k1"), raw("b", "k1")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "auth.keys[1].sha256: same digest as auth.keys[0]"
+        );
+        let e = AccessKeyAuth::new("r".into(), "k".into(), None, &[raw("", "k1")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "auth.keys[0].consumer: must be non-empty visible ASCII (it is sent upstream in a header)"
+        );
+        let e = AccessKeyAuth::new("r".into(), "k".into(), None, &[]).unwrap_err();
+        assert_eq!(e.to_string(), "auth.keys: must list at least one key");
+    }
+
+    #[test]
+    fn debug_output_redacts_digests() {
+        let dbg = format!("{:?}", auth());
+        assert!(
+            !dbg.contains(&hex::encode(Sha256::digest(b"alice-key"))),
+            "{dbg}"
+        );
+        assert!(dbg.contains("<redacted>"));
+    }
+}

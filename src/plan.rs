@@ -1,0 +1,407 @@
+//! The compiled configuration and the per-request decision.
+//!
+//! [`Plan::decide`] is pure: it reads the request through the [`Request`]
+//! trait and returns what the filter must do (route header value, consumer,
+//! headers to strip, rewritten path) or why it must refuse. The proxy-wasm
+//! layer only applies the result.
+
+use std::borrow::Cow;
+
+use crate::auth::{AuthError, Authenticator, CredentialCache};
+use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
+
+/// Read access to the request headers (names are lowercase; pseudo-headers
+/// such as `:path` included).
+pub trait Request {
+    fn header(&self, name: &str) -> Option<String>;
+
+    /// Every `cookie` header value (HTTP/2 clients may send several).
+    fn cookie_headers(&self) -> Vec<String> {
+        self.header("cookie").into_iter().collect()
+    }
+}
+
+/// The validated, immutable configuration. Built by [`crate::config::parse`].
+#[derive(Debug)]
+pub struct Plan {
+    pub route_header: String,
+    pub consumer_header: String,
+    pub select_header: Option<String>,
+    pub response_header: Option<String>,
+    /// Index 0 is the primary; canaries follow in listed order.
+    pub upstreams: Vec<String>,
+    pub split: SplitPlan,
+    pub auth: Authenticator,
+}
+
+/// Mutable per-VM state the decision needs: the random source and the cache of
+/// verified Basic credentials.
+#[derive(Debug)]
+pub struct State {
+    rng: fastrand::Rng,
+    credentials: CredentialCache,
+}
+
+impl State {
+    pub fn new(seed: u64, credential_capacity: usize) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut salt = [0u8; 16];
+        rng.fill(&mut salt);
+        Self {
+            rng,
+            credentials: CredentialCache::new(credential_capacity, salt),
+        }
+    }
+}
+
+/// What to do with an authenticated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<'p> {
+    /// Index into [`Plan::upstreams`].
+    pub upstream: usize,
+    pub upstream_name: &'p str,
+    /// The authenticated identity, to be written into the consumer header.
+    pub consumer: Option<&'p str>,
+    pub how: How,
+    pub bucket: Option<u32>,
+    /// Request headers to remove before forwarding (credentials, select header).
+    pub remove_headers: Vec<&'p str>,
+    /// The new `:path` when a credential was removed from the query string.
+    pub new_path: Option<String>,
+}
+
+impl Plan {
+    pub fn upstream_name(&self, index: usize) -> &str {
+        self.upstreams
+            .get(index)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Authenticates the request and picks its upstream.
+    pub fn decide<'p, R: Request + ?Sized>(
+        &'p self,
+        req: &R,
+        state: &mut State,
+    ) -> Result<Decision<'p>, AuthError> {
+        let mut remove_headers: Vec<&'p str> = Vec::new();
+        let mut new_path = None;
+        let mut path: Option<String> = None;
+
+        let consumer: Option<&'p str> = match &self.auth {
+            Authenticator::None => None,
+            Authenticator::Basic(basic) => {
+                let value = req.header("authorization");
+                let user = basic.verify(value.as_deref(), &mut state.credentials)?;
+                remove_headers.push("authorization");
+                Some(user)
+            }
+            Authenticator::AccessKey(ak) => {
+                let from_header = req.header(ak.header()).filter(|v| !v.is_empty());
+                let mut from_query = None;
+                if let Some(param) = ak.query() {
+                    path = req.header(":path");
+                    if let Some(p) = path.as_deref() {
+                        if from_header.is_none() {
+                            from_query = query_param(p, param).map(Cow::into_owned);
+                        }
+                        new_path = remove_query_param(p, param);
+                    }
+                }
+                let consumer = ak.verify(from_header.as_deref().or(from_query.as_deref()))?;
+                remove_headers.push(ak.header());
+                Some(consumer)
+            }
+        };
+
+        if let Some(select) = self.select_header.as_deref() {
+            remove_headers.push(select);
+            if let Some(wanted) = req.header(select) {
+                if let Some(i) = self.upstreams.iter().position(|u| *u == wanted) {
+                    return Ok(Decision {
+                        upstream: i,
+                        upstream_name: self.upstream_name(i),
+                        consumer,
+                        how: How::Selected,
+                        bucket: None,
+                        remove_headers,
+                        new_path,
+                    });
+                }
+            }
+        }
+
+        let key: Option<Cow<'_, str>> = match self.split.key() {
+            KeySource::Random => None,
+            KeySource::Header(h) => req.header(h).map(Cow::Owned),
+            KeySource::Query(q) => {
+                if path.is_none() {
+                    path = req.header(":path");
+                }
+                path.as_deref()
+                    .and_then(|p| query_param(p, q))
+                    .map(|v| Cow::Owned(v.into_owned()))
+            }
+            KeySource::Cookie(c) => cookie_value(&req.cookie_headers(), c).map(Cow::Owned),
+            KeySource::Consumer => consumer.map(Cow::Borrowed),
+        };
+        let rng = &mut state.rng;
+        let choice = self
+            .split
+            .choose(key.as_deref(), || rng.u32(0..TOTAL_BUCKETS));
+        Ok(Decision {
+            upstream: choice.upstream,
+            upstream_name: self.upstream_name(choice.upstream),
+            consumer,
+            how: choice.how,
+            bucket: choice.bucket,
+            remove_headers,
+            new_path,
+        })
+    }
+}
+
+/// The decoded value of the first query parameter called `name`.
+pub fn query_param<'a>(path: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    let (_, query) = path.split_once('?')?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// `path` without any `name=...` parameter, or `None` if it had none. Other
+/// parameters are kept byte for byte.
+pub fn remove_query_param(path: &str, name: &str) -> Option<String> {
+    let (base, query) = path.split_once('?')?;
+    let mut removed = false;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let raw_name = pair.split('=').next().unwrap_or_default();
+            let matches = form_urlencoded::parse(raw_name.as_bytes())
+                .next()
+                .is_some_and(|(k, _)| k == name);
+            removed |= matches;
+            !matches
+        })
+        .collect();
+    if !removed {
+        return None;
+    }
+    let kept: Vec<&str> = kept.into_iter().filter(|p| !p.is_empty()).collect();
+    Some(if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    })
+}
+
+/// The value of the first cookie called `name` across all `Cookie` headers.
+pub fn cookie_value(headers: &[String], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use crate::split::bucket_of;
+    use sha2::Digest;
+    use std::collections::HashMap;
+
+    struct Req(HashMap<String, Vec<String>>);
+
+    impl Req {
+        fn new(headers: &[(&str, &str)]) -> Self {
+            let mut map: HashMap<String, Vec<String>> = HashMap::new();
+            for (k, v) in headers {
+                map.entry(k.to_string()).or_default().push(v.to_string());
+            }
+            Req(map)
+        }
+    }
+
+    impl Request for Req {
+        fn header(&self, name: &str) -> Option<String> {
+            self.0.get(name).and_then(|v| v.first()).cloned()
+        }
+        fn cookie_headers(&self) -> Vec<String> {
+            self.0.get("cookie").cloned().unwrap_or_default()
+        }
+    }
+
+    fn plan(json: &str) -> Plan {
+        parse(json.as_bytes()).unwrap()
+    }
+
+    fn state() -> State {
+        State::new(42, 16)
+    }
+
+    /// The upstream the documented formula gives for `key` with canaries of `bps`.
+    fn expected(key: &str, seed: u32, bps: &[u32]) -> usize {
+        let b = bucket_of(key, seed);
+        let mut edge = 0;
+        for (i, bp) in bps.iter().enumerate() {
+            edge += bp;
+            if b < edge {
+                return i + 1;
+            }
+        }
+        0
+    }
+
+    #[test]
+    fn header_split_follows_the_formula() {
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":30},{"name":"v3","percent":20}],
+                         "split":{"by":"header","name":"x-user","hash_seed":99}}"#,
+        );
+        let mut s = state();
+        for i in 0..500 {
+            let user = format!("user-{i}");
+            let d = p.decide(&Req::new(&[("x-user", &user)]), &mut s).unwrap();
+            assert_eq!(d.upstream, expected(&user, 99, &[3000, 2000]), "{user}");
+            assert_eq!(d.bucket, Some(bucket_of(&user, 99)));
+            assert_eq!(d.how, How::Hashed);
+        }
+    }
+
+    #[test]
+    fn query_and_cookie_keys() {
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":50}],"split":{"by":"query","name":"uid"}}"#,
+        );
+        let d = p
+            .decide(
+                &Req::new(&[(":path", "/predict?a=1&uid=caf%C3%A9")]),
+                &mut state(),
+            )
+            .unwrap();
+        assert_eq!(d.bucket, Some(bucket_of("café", 0)));
+
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":50}],"split":{"by":"cookie","name":"uid"}}"#,
+        );
+        let r = Req::new(&[("cookie", "a=1; b=2"), ("cookie", "uid=zed; c=3")]);
+        let d = p.decide(&r, &mut state()).unwrap();
+        assert_eq!(d.bucket, Some(bucket_of("zed", 0)));
+    }
+
+    #[test]
+    fn missing_key_goes_to_primary_when_asked() {
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":100}],
+                         "split":{"by":"header","name":"x-user","when_missing":"primary"}}"#,
+        );
+        let d = p.decide(&Req::new(&[]), &mut state()).unwrap();
+        assert_eq!((d.upstream, d.how), (0, How::MissingKey));
+        let d = p
+            .decide(&Req::new(&[("x-user", "")]), &mut state())
+            .unwrap();
+        assert_eq!(d.upstream, 0);
+    }
+
+    #[test]
+    fn random_split_stays_in_range_and_uses_all_upstreams() {
+        let p = plan(r#"{"primary":"v1","canaries":[{"name":"v2","percent":50}]}"#);
+        let mut s = state();
+        let mut counts = [0u32; 2];
+        for _ in 0..1000 {
+            counts[p.decide(&Req::new(&[]), &mut s).unwrap().upstream] += 1;
+        }
+        assert!(counts[0] > 400 && counts[1] > 400, "{counts:?}");
+    }
+
+    #[test]
+    fn select_header_picks_a_known_upstream_only() {
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":0}],"select_header":"x-select"}"#,
+        );
+        let d = p
+            .decide(&Req::new(&[("x-select", "v2")]), &mut state())
+            .unwrap();
+        assert_eq!((d.upstream_name, d.how), ("v2", How::Selected));
+        assert_eq!(d.remove_headers, vec!["x-select"]);
+        let d = p
+            .decide(&Req::new(&[("x-select", "v9")]), &mut state())
+            .unwrap();
+        assert_eq!((d.upstream_name, d.how), ("v1", How::Random));
+    }
+
+    fn sha(k: &str) -> String {
+        hex::encode(sha2::Sha256::digest(k.as_bytes()))
+    }
+
+    #[test]
+    fn access_key_from_header_or_query_is_stripped() {
+        let p = plan(&format!(
+            r#"{{"primary":"v1","auth":{{"mode":"access_key","query":"api_key","keys":[{{"consumer":"alice","sha256":"{}"}}]}}}}"#,
+            sha("k1")
+        ));
+        let d = p
+            .decide(
+                &Req::new(&[("x-api-key", "k1"), (":path", "/p?x=1")]),
+                &mut state(),
+            )
+            .unwrap();
+        assert_eq!(d.consumer, Some("alice"));
+        assert_eq!(d.remove_headers, vec!["x-api-key"]);
+        assert_eq!(d.new_path, None);
+
+        let d = p
+            .decide(
+                &Req::new(&[(":path", "/p?x=1&api_key=k1&y=%20")]),
+                &mut state(),
+            )
+            .unwrap();
+        assert_eq!(d.consumer, Some("alice"));
+        assert_eq!(d.new_path.as_deref(), Some("/p?x=1&y=%20"));
+
+        let e = p
+            .decide(&Req::new(&[(":path", "/p?api_key=nope")]), &mut state())
+            .unwrap_err();
+        assert_eq!(e, AuthError::Invalid);
+        let e = p
+            .decide(&Req::new(&[(":path", "/p")]), &mut state())
+            .unwrap_err();
+        assert_eq!(e, AuthError::Missing);
+    }
+
+    #[test]
+    fn consumer_split_hashes_the_authenticated_identity() {
+        let p = plan(&format!(
+            r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":50}}],"split":{{"by":"consumer"}},
+                "auth":{{"mode":"access_key","keys":[{{"consumer":"alice","sha256":"{}"}}]}}}}"#,
+            sha("k1")
+        ));
+        let d = p
+            .decide(&Req::new(&[("x-api-key", "k1")]), &mut state())
+            .unwrap();
+        assert_eq!(d.bucket, Some(bucket_of("alice", 0)));
+        assert_eq!(d.upstream, expected("alice", 0, &[5000]));
+    }
+
+    #[test]
+    fn query_helpers() {
+        assert_eq!(remove_query_param("/p?k=1", "k").as_deref(), Some("/p"));
+        assert_eq!(
+            remove_query_param("/p?a=1&k=1&k=2&b", "k").as_deref(),
+            Some("/p?a=1&b")
+        );
+        assert_eq!(remove_query_param("/p?a=1", "k"), None);
+        assert_eq!(remove_query_param("/p", "k"), None);
+        assert_eq!(remove_query_param("/p?%6B=1", "k").as_deref(), Some("/p"));
+        assert_eq!(query_param("/p?a=1&k=x+y", "k").as_deref(), Some("x y"));
+        assert_eq!(
+            cookie_value(&["a=1;k=\"v\"".into()], "k").as_deref(),
+            Some("v")
+        );
+        assert_eq!(cookie_value(&["ak=1".into()], "k"), None);
+    }
+}
