@@ -122,8 +122,9 @@ enum RawAuth {
     None,
     Basic(RawBasic),
     AccessKey(RawAccessKey),
-    /// Accepted by the parser only to give a clear "not supported yet" error.
-    Oauth2(serde::de::IgnoredAny),
+    /// Kept as raw members and deserialized in [`crate::auth::oauth2`], so
+    /// that errors name the full field path (`auth.jwks_uri.cluster`).
+    Oauth2(serde_json::Map<String, serde_json::Value>),
 }
 
 #[derive(Deserialize)]
@@ -262,6 +263,9 @@ fn build(raw: RawConfig) -> Result<Plan, ConfigError> {
     if matches!(auth, Authenticator::Basic(_)) {
         roles.push(("(basic auth)", "authorization"));
     }
+    if matches!(auth, Authenticator::OAuth2(_)) {
+        roles.push(("(oauth2 auth)", "authorization"));
+    }
     for (i, (path, name)) in roles.iter().enumerate() {
         if let Some((other, _)) = roles.iter().take(i).find(|(_, n)| n == name) {
             return Err(ConfigError::new(
@@ -294,7 +298,7 @@ fn build_split(
             if matches!(auth, Authenticator::None) {
                 return Err(ConfigError::new(
                     "split.by",
-                    "\"consumer\" needs an authenticated consumer; set auth.mode to basic or access_key",
+                    "\"consumer\" needs an authenticated consumer; set auth.mode to basic, access_key or oauth2",
                 ));
             }
             KeySource::Consumer
@@ -365,10 +369,9 @@ fn build_auth(raw: RawAuth) -> Result<Authenticator, ConfigError> {
                 realm, header, query, &a.keys,
             )?))
         }
-        RawAuth::Oauth2(_) => Err(ConfigError::new(
-            "auth.mode",
-            "\"oauth2\" is not supported by this version of canary-gate; use none, basic or access_key",
-        )),
+        RawAuth::Oauth2(members) => Ok(Authenticator::OAuth2(Box::new(
+            crate::auth::oauth2::parse_config(members)?,
+        ))),
     }
 }
 
@@ -446,7 +449,7 @@ fn upstream_name(path: &str, name: &str) -> Result<(), ConfigError> {
 }
 
 /// A realm is quoted inside `WWW-Authenticate`; keep it printable and quote-free.
-fn realm(path: &str, realm: &str) -> Result<String, ConfigError> {
+pub(crate) fn realm(path: &str, realm: &str) -> Result<String, ConfigError> {
     if realm.is_empty() {
         return Err(ConfigError::new(path, "must not be empty"));
     }
@@ -594,7 +597,7 @@ mod tests {
         );
         assert_eq!(
             err(r#"{"primary":"a","split":{"by":"consumer"}}"#),
-            "split.by: \"consumer\" needs an authenticated consumer; set auth.mode to basic or access_key"
+            "split.by: \"consumer\" needs an authenticated consumer; set auth.mode to basic, access_key or oauth2"
         );
         assert_eq!(
             err(r#"{"primary":"a","split":{"when_missing":"primary"}}"#),
@@ -638,11 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn oauth2_is_refused_clearly_for_now() {
-        assert_eq!(
-            err(r#"{"primary":"a","auth":{"mode":"oauth2","issuer":"x"}}"#),
-            "auth.mode: \"oauth2\" is not supported by this version of canary-gate; use none, basic or access_key"
-        );
+    fn unknown_auth_mode_is_named() {
         let e = err(r#"{"primary":"a","auth":{"mode":"ldap"}}"#);
         assert!(e.starts_with("auth.mode: unknown variant `ldap`"), "{e}");
     }

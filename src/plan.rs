@@ -1,13 +1,15 @@
 //! The compiled configuration and the per-request decision.
 //!
 //! [`Plan::decide`] is pure: it reads the request through the [`Request`]
-//! trait and returns what the filter must do (route header value, consumer,
-//! headers to strip, rewritten path) or why it must refuse. The proxy-wasm
-//! layer only applies the result.
+//! trait and returns what the filter must do: forward (route header value,
+//! consumer, headers to strip, rewritten path), refuse (the complete local
+//! reply), or wait for the identity provider (fetch keys, introspect a token).
+//! The proxy-wasm layer only applies the result.
 
 use std::borrow::Cow;
 
-use crate::auth::{AuthError, Authenticator, CredentialCache};
+use crate::auth::oauth2::{HttpCall, OAuth2State, Step, TokenDigest, TokenError};
+use crate::auth::{Authenticator, CredentialCache, Denial};
 use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
 
 /// Read access to the request headers (names are lowercase; pseudo-headers
@@ -34,12 +36,13 @@ pub struct Plan {
     pub auth: Authenticator,
 }
 
-/// Mutable per-VM state the decision needs: the random source and the cache of
-/// verified Basic credentials.
+/// Mutable per-VM state the decision needs: the random source, the cache of
+/// verified Basic credentials, and the OAuth2 keys and token verdicts.
 #[derive(Debug)]
 pub struct State {
     rng: fastrand::Rng,
     credentials: CredentialCache,
+    pub oauth2: OAuth2State,
 }
 
 impl State {
@@ -50,6 +53,7 @@ impl State {
         Self {
             rng,
             credentials: CredentialCache::new(credential_capacity, salt),
+            oauth2: OAuth2State::default(),
         }
     }
 }
@@ -61,13 +65,74 @@ pub struct Decision<'p> {
     pub upstream: usize,
     pub upstream_name: &'p str,
     /// The authenticated identity, to be written into the consumer header.
-    pub consumer: Option<&'p str>,
+    pub consumer: Option<Cow<'p, str>>,
     pub how: How,
     pub bucket: Option<u32>,
     /// Request headers to remove before forwarding (credentials, select header).
     pub remove_headers: Vec<&'p str>,
     /// The new `:path` when a credential was removed from the query string.
     pub new_path: Option<String>,
+    /// The OAuth2 verdict came from the token cache.
+    pub cached: bool,
+}
+
+/// What the identity provider must be asked before the request can be decided.
+#[derive(Debug)]
+pub enum Wait {
+    /// No JWKS has been fetched yet: park the request until one arrives
+    /// (then call [`Plan::decide`] again) or the fetch timeout passes (then
+    /// reply with [`Plan::keys_unavailable`]).
+    Keys,
+    /// Send `call`; give the answer to [`Plan::after_introspection`] with `digest`.
+    Introspect { call: HttpCall, digest: TokenDigest },
+}
+
+/// The per-request outcome.
+#[derive(Debug)]
+pub enum Outcome<'p> {
+    Forward(Decision<'p>),
+    Refuse(Denial),
+    Wait(Wait),
+}
+
+impl<'p> Outcome<'p> {
+    /// The decision, if the request is forwarded.
+    pub fn forwarded(self) -> Option<Decision<'p>> {
+        match self {
+            Outcome::Forward(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The local reply, if the request is refused.
+    pub fn refused(self) -> Option<Denial> {
+        match self {
+            Outcome::Refuse(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Identity and credential clean-up gathered by authentication.
+struct Authenticated<'p> {
+    consumer: Option<Cow<'p, str>>,
+    remove_headers: Vec<&'p str>,
+    new_path: Option<String>,
+    /// `:path`, when it was already read.
+    path: Option<String>,
+    cached: bool,
+}
+
+impl<'p> Authenticated<'p> {
+    fn anonymous() -> Self {
+        Self {
+            consumer: None,
+            remove_headers: Vec::new(),
+            new_path: None,
+            path: None,
+            cached: false,
+        }
+    }
 }
 
 impl Plan {
@@ -78,47 +143,137 @@ impl Plan {
             .unwrap_or_default()
     }
 
-    /// Authenticates the request and picks its upstream.
+    /// Authenticates the request and picks its upstream. `now` is Unix
+    /// seconds (only OAuth2 uses it).
     pub fn decide<'p, R: Request + ?Sized>(
         &'p self,
         req: &R,
         state: &mut State,
-    ) -> Result<Decision<'p>, AuthError> {
-        let mut remove_headers: Vec<&'p str> = Vec::new();
-        let mut new_path = None;
-        let mut path: Option<String> = None;
-
-        let consumer: Option<&'p str> = match &self.auth {
-            Authenticator::None => None,
+        now: u64,
+    ) -> Outcome<'p> {
+        let mut auth = Authenticated::anonymous();
+        match &self.auth {
+            Authenticator::None => {}
             Authenticator::Basic(basic) => {
                 let value = req.header("authorization");
-                let user = basic.verify(value.as_deref(), &mut state.credentials)?;
-                remove_headers.push("authorization");
-                Some(user)
+                match basic.verify(value.as_deref(), &mut state.credentials) {
+                    Ok(user) => auth.consumer = Some(Cow::Borrowed(user)),
+                    Err(e) => return Outcome::Refuse(self.auth.deny(e)),
+                }
+                auth.remove_headers.push("authorization");
             }
             Authenticator::AccessKey(ak) => {
                 let from_header = req.header(ak.header()).filter(|v| !v.is_empty());
                 let mut from_query = None;
                 if let Some(param) = ak.query() {
-                    path = req.header(":path");
-                    if let Some(p) = path.as_deref() {
+                    auth.path = req.header(":path");
+                    if let Some(p) = auth.path.as_deref() {
                         if from_header.is_none() {
                             from_query = query_param(p, param).map(Cow::into_owned);
                         }
-                        new_path = remove_query_param(p, param);
+                        auth.new_path = remove_query_param(p, param);
                     }
                 }
-                let consumer = ak.verify(from_header.as_deref().or(from_query.as_deref()))?;
-                remove_headers.push(ak.header());
-                Some(consumer)
+                match ak.verify(from_header.as_deref().or(from_query.as_deref())) {
+                    Ok(consumer) => auth.consumer = Some(Cow::Borrowed(consumer)),
+                    Err(e) => return Outcome::Refuse(self.auth.deny(e)),
+                }
+                auth.remove_headers.push(ak.header());
             }
+            Authenticator::OAuth2(o) => {
+                let value = req.header("authorization");
+                match o.authenticate(value.as_deref(), &mut state.oauth2, now) {
+                    Step::Accept { consumer, cached } => {
+                        auth.consumer = Some(Cow::Owned(consumer));
+                        auth.cached = cached;
+                        if !o.keep_token() {
+                            auth.remove_headers.push("authorization");
+                        }
+                    }
+                    Step::Reject(e) => return Outcome::Refuse(o.denial(e)),
+                    Step::NeedKeys => return Outcome::Wait(Wait::Keys),
+                    Step::Introspect { call, digest } => {
+                        return Outcome::Wait(Wait::Introspect { call, digest })
+                    }
+                }
+            }
+        }
+        Outcome::Forward(self.route(req, auth, state))
+    }
+
+    /// Completes a [`Wait::Introspect`]: `status` is the HTTP status of the
+    /// provider's answer (`None` if the call failed or timed out). The second
+    /// value, when present, is a problem for the operator's log.
+    pub fn after_introspection<'p, R: Request + ?Sized>(
+        &'p self,
+        req: &R,
+        state: &mut State,
+        now: u64,
+        digest: TokenDigest,
+        status: Option<u32>,
+        body: Option<&[u8]>,
+    ) -> (Outcome<'p>, Option<String>) {
+        let Authenticator::OAuth2(o) = &self.auth else {
+            return (
+                Outcome::Refuse(self.unavailable(TokenError::IntrospectionUnavailable)),
+                None,
+            );
         };
+        let done = o.finish_introspection(digest, status, body, &mut state.oauth2, now);
+        let outcome = match done.result {
+            Ok(consumer) => {
+                let mut auth = Authenticated::anonymous();
+                auth.consumer = Some(Cow::Owned(consumer));
+                if !o.keep_token() {
+                    auth.remove_headers.push("authorization");
+                }
+                Outcome::Forward(self.route(req, auth, state))
+            }
+            Err(e) => Outcome::Refuse(o.denial(e)),
+        };
+        (outcome, done.problem)
+    }
+
+    /// The reply for a request that waited for the first key set in vain.
+    pub fn keys_unavailable(&self) -> Denial {
+        self.unavailable(TokenError::KeysUnavailable)
+    }
+
+    fn unavailable(&self, error: TokenError) -> Denial {
+        match &self.auth {
+            Authenticator::OAuth2(o) => o.denial(error),
+            _ => Denial {
+                status: 503,
+                challenge: None,
+                body: format!(
+                    "{{\"error\":\"temporarily_unavailable\",\"reason\":\"{}\"}}",
+                    error.reason()
+                ),
+                reason: error.reason(),
+            },
+        }
+    }
+
+    /// Picks the upstream of an authenticated request.
+    fn route<'p, R: Request + ?Sized>(
+        &'p self,
+        req: &R,
+        auth: Authenticated<'p>,
+        state: &mut State,
+    ) -> Decision<'p> {
+        let Authenticated {
+            consumer,
+            mut remove_headers,
+            new_path,
+            mut path,
+            cached,
+        } = auth;
 
         if let Some(select) = self.select_header.as_deref() {
             remove_headers.push(select);
             if let Some(wanted) = req.header(select) {
                 if let Some(i) = self.upstreams.iter().position(|u| *u == wanted) {
-                    return Ok(Decision {
+                    return Decision {
                         upstream: i,
                         upstream_name: self.upstream_name(i),
                         consumer,
@@ -126,7 +281,8 @@ impl Plan {
                         bucket: None,
                         remove_headers,
                         new_path,
-                    });
+                        cached,
+                    };
                 }
             }
         }
@@ -143,13 +299,14 @@ impl Plan {
                     .map(|v| Cow::Owned(v.into_owned()))
             }
             KeySource::Cookie(c) => cookie_value(&req.cookie_headers(), c).map(Cow::Owned),
-            KeySource::Consumer => consumer.map(Cow::Borrowed),
+            KeySource::Consumer => consumer.as_deref().map(Cow::Borrowed),
         };
         let rng = &mut state.rng;
         let choice = self
             .split
             .choose(key.as_deref(), || rng.u32(0..TOTAL_BUCKETS));
-        Ok(Decision {
+        drop(key);
+        Decision {
             upstream: choice.upstream,
             upstream_name: self.upstream_name(choice.upstream),
             consumer,
@@ -157,7 +314,8 @@ impl Plan {
             bucket: choice.bucket,
             remove_headers,
             new_path,
-        })
+            cached,
+        }
     }
 }
 
@@ -265,7 +423,10 @@ mod tests {
         let mut s = state();
         for i in 0..500 {
             let user = format!("user-{i}");
-            let d = p.decide(&Req::new(&[("x-user", &user)]), &mut s).unwrap();
+            let d = p
+                .decide(&Req::new(&[("x-user", &user)]), &mut s, 0)
+                .forwarded()
+                .unwrap();
             assert_eq!(d.upstream, expected(&user, 99, &[3000, 2000]), "{user}");
             assert_eq!(d.bucket, Some(bucket_of(&user, 99)));
             assert_eq!(d.how, How::Hashed);
@@ -281,7 +442,9 @@ mod tests {
             .decide(
                 &Req::new(&[(":path", "/predict?a=1&uid=caf%C3%A9")]),
                 &mut state(),
+                0,
             )
+            .forwarded()
             .unwrap();
         assert_eq!(d.bucket, Some(bucket_of("café", 0)));
 
@@ -289,7 +452,7 @@ mod tests {
             r#"{"primary":"v1","canaries":[{"name":"v2","percent":50}],"split":{"by":"cookie","name":"uid"}}"#,
         );
         let r = Req::new(&[("cookie", "a=1; b=2"), ("cookie", "uid=zed; c=3")]);
-        let d = p.decide(&r, &mut state()).unwrap();
+        let d = p.decide(&r, &mut state(), 0).forwarded().unwrap();
         assert_eq!(d.bucket, Some(bucket_of("zed", 0)));
     }
 
@@ -299,10 +462,14 @@ mod tests {
             r#"{"primary":"v1","canaries":[{"name":"v2","percent":100}],
                          "split":{"by":"header","name":"x-user","when_missing":"primary"}}"#,
         );
-        let d = p.decide(&Req::new(&[]), &mut state()).unwrap();
+        let d = p
+            .decide(&Req::new(&[]), &mut state(), 0)
+            .forwarded()
+            .unwrap();
         assert_eq!((d.upstream, d.how), (0, How::MissingKey));
         let d = p
-            .decide(&Req::new(&[("x-user", "")]), &mut state())
+            .decide(&Req::new(&[("x-user", "")]), &mut state(), 0)
+            .forwarded()
             .unwrap();
         assert_eq!(d.upstream, 0);
     }
@@ -313,7 +480,11 @@ mod tests {
         let mut s = state();
         let mut counts = [0u32; 2];
         for _ in 0..1000 {
-            counts[p.decide(&Req::new(&[]), &mut s).unwrap().upstream] += 1;
+            counts[p
+                .decide(&Req::new(&[]), &mut s, 0)
+                .forwarded()
+                .unwrap()
+                .upstream] += 1;
         }
         assert!(counts[0] > 400 && counts[1] > 400, "{counts:?}");
     }
@@ -324,12 +495,14 @@ mod tests {
             r#"{"primary":"v1","canaries":[{"name":"v2","percent":0}],"select_header":"x-select"}"#,
         );
         let d = p
-            .decide(&Req::new(&[("x-select", "v2")]), &mut state())
+            .decide(&Req::new(&[("x-select", "v2")]), &mut state(), 0)
+            .forwarded()
             .unwrap();
         assert_eq!((d.upstream_name, d.how), ("v2", How::Selected));
         assert_eq!(d.remove_headers, vec!["x-select"]);
         let d = p
-            .decide(&Req::new(&[("x-select", "v9")]), &mut state())
+            .decide(&Req::new(&[("x-select", "v9")]), &mut state(), 0)
+            .forwarded()
             .unwrap();
         assert_eq!((d.upstream_name, d.how), ("v1", How::Random));
     }
@@ -348,9 +521,11 @@ mod tests {
             .decide(
                 &Req::new(&[("x-api-key", "k1"), (":path", "/p?x=1")]),
                 &mut state(),
+                0,
             )
+            .forwarded()
             .unwrap();
-        assert_eq!(d.consumer, Some("alice"));
+        assert_eq!(d.consumer.as_deref(), Some("alice"));
         assert_eq!(d.remove_headers, vec!["x-api-key"]);
         assert_eq!(d.new_path, None);
 
@@ -358,19 +533,31 @@ mod tests {
             .decide(
                 &Req::new(&[(":path", "/p?x=1&api_key=k1&y=%20")]),
                 &mut state(),
+                0,
             )
+            .forwarded()
             .unwrap();
-        assert_eq!(d.consumer, Some("alice"));
+        assert_eq!(d.consumer.as_deref(), Some("alice"));
         assert_eq!(d.new_path.as_deref(), Some("/p?x=1&y=%20"));
 
         let e = p
-            .decide(&Req::new(&[(":path", "/p?api_key=nope")]), &mut state())
-            .unwrap_err();
-        assert_eq!(e, AuthError::Invalid);
+            .decide(&Req::new(&[(":path", "/p?api_key=nope")]), &mut state(), 0)
+            .refused()
+            .unwrap();
+        assert_eq!(
+            e,
+            Denial {
+                status: 401,
+                challenge: Some("ApiKey realm=\"canary-gate\", header=\"x-api-key\"".into()),
+                body: r#"{"error":"unauthorized","reason":"invalid_credentials"}"#.into(),
+                reason: "invalid_credentials",
+            }
+        );
         let e = p
-            .decide(&Req::new(&[(":path", "/p")]), &mut state())
-            .unwrap_err();
-        assert_eq!(e, AuthError::Missing);
+            .decide(&Req::new(&[(":path", "/p")]), &mut state(), 0)
+            .refused()
+            .unwrap();
+        assert_eq!(e.reason, "missing_credentials");
     }
 
     #[test]
@@ -381,7 +568,8 @@ mod tests {
             sha("k1")
         ));
         let d = p
-            .decide(&Req::new(&[("x-api-key", "k1")]), &mut state())
+            .decide(&Req::new(&[("x-api-key", "k1")]), &mut state(), 0)
+            .forwarded()
             .unwrap();
         assert_eq!(d.bucket, Some(bucket_of("alice", 0)));
         assert_eq!(d.upstream, expected("alice", 0, &[5000]));

@@ -1,14 +1,17 @@
-//! Request authentication: none, HTTP Basic (RFC 7617, htpasswd hashes) and
-//! access keys (SHA-256 digests). Pure Rust, no host calls: the filter hands
-//! in the credential it read and gets back an identity or an [`AuthError`].
+//! Request authentication: none, HTTP Basic (RFC 7617, htpasswd hashes),
+//! access keys (SHA-256 digests) and OAuth2 bearer tokens (RFC 6750). Pure
+//! Rust, no host calls: the filter hands in the credential it read and gets
+//! back an identity or a [`Denial`] (the complete local reply).
 
 mod access_key;
 mod basic;
+pub mod oauth2;
 
 use std::fmt;
 
 pub use access_key::AccessKeyAuth;
 pub use basic::{BasicAuth, CredentialCache, CREDENTIAL_CACHE_CAPACITY};
+pub use oauth2::{OAuth2Auth, TokenError};
 
 /// The configured authenticator.
 #[derive(Debug)]
@@ -16,6 +19,8 @@ pub enum Authenticator {
     None,
     Basic(BasicAuth),
     AccessKey(AccessKeyAuth),
+    /// Boxed: by far the largest variant (prepared keys, endpoints).
+    OAuth2(Box<OAuth2Auth>),
 }
 
 impl Authenticator {
@@ -24,10 +29,12 @@ impl Authenticator {
             Authenticator::None => "none",
             Authenticator::Basic(_) => "basic",
             Authenticator::AccessKey(_) => "access_key",
+            Authenticator::OAuth2(_) => "oauth2",
         }
     }
 
-    /// The `WWW-Authenticate` challenge sent with a 401.
+    /// The `WWW-Authenticate` challenge sent with a 401 when no credential
+    /// was presented.
     pub fn challenge(&self) -> Option<String> {
         match self {
             Authenticator::None => None,
@@ -39,12 +46,48 @@ impl Authenticator {
                 a.realm(),
                 a.header()
             )),
+            Authenticator::OAuth2(o) => Some(format!("Bearer realm=\"{}\"", o.realm())),
+        }
+    }
+
+    /// The local reply for a Basic or access-key failure: always 401 with the
+    /// authenticator's challenge.
+    pub fn deny(&self, error: AuthError) -> Denial {
+        Denial {
+            status: 401,
+            challenge: self.challenge(),
+            body: error.body(),
+            reason: error.reason(),
         }
     }
 }
 
-/// Why a request was refused. Each maps to one fixed response (401 and the
-/// authenticator's challenge) and one metric label.
+/// A refused request: the complete local reply, computed by the pure code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// 401, 403 or 503.
+    pub status: u32,
+    /// The `WWW-Authenticate` value, if any.
+    pub challenge: Option<String>,
+    /// A short JSON body.
+    pub body: String,
+    /// Stable label for the metric and the log.
+    pub reason: &'static str,
+}
+
+/// Every [`Denial::reason`] any authenticator can give, for defining metrics.
+pub fn denial_reasons() -> Vec<&'static str> {
+    let mut reasons: Vec<&'static str> = AuthError::ALL.iter().map(|e| e.reason()).collect();
+    for e in TokenError::ALL {
+        if !reasons.contains(&e.reason()) {
+            reasons.push(e.reason());
+        }
+    }
+    reasons
+}
+
+/// Why a Basic or access-key request was refused. Each maps to one fixed
+/// response (401 and the authenticator's challenge) and one metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthError {
     /// No credential was sent.

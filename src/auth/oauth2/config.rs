@@ -1,0 +1,400 @@
+//! The `auth.mode: "oauth2"` JSON shape and its validation. Errors name the
+//! field path (`auth.jwks.keys[0].kty: ...`) and never repeat a secret.
+
+use base64::Engine;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::introspection::{Endpoint, Introspection, Secret};
+use super::jwks::{build_key, KeySet, RawJwks, Strictness, Verifier, BASE64URL};
+use super::jwt::Rules;
+use super::{JwksUri, JwtConfig, OAuth2Auth};
+use crate::config::{realm, ConfigError, DEFAULT_REALM};
+use jwt_simple::prelude::HS256Key;
+
+pub const DEFAULT_REFRESH_SECONDS: u64 = 300;
+pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+pub const DEFAULT_CACHE_SECONDS: u64 = 30;
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
+pub const DEFAULT_CONSUMER_CLAIM: &str = "sub";
+const MAX_CLOCK_SKEW_SECONDS: u64 = 600;
+const MAX_TIMEOUT_MS: u64 = 60_000;
+const MAX_REFRESH_SECONDS: u64 = 86_400;
+const MAX_CACHE_SECONDS: u64 = 3_600;
+const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// A string that is never echoed, not even in a type error.
+pub(crate) struct SecretString(Secret);
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)
+            .map(|s| SecretString(Secret::new(s)))
+            .map_err(|_| serde::de::Error::custom("must be a string"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOAuth2 {
+    #[serde(default)]
+    realm: Option<String>,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    jwks_uri: Option<RawJwksUri>,
+    #[serde(default)]
+    jwks: Option<RawJwks>,
+    #[serde(default)]
+    hs256_secret: Option<SecretString>,
+    #[serde(default)]
+    introspection: Option<RawIntrospection>,
+    #[serde(default)]
+    required_scopes: Vec<String>,
+    #[serde(default)]
+    clock_skew_seconds: Option<u64>,
+    #[serde(default)]
+    consumer_claim: Option<String>,
+    #[serde(default)]
+    keep_token: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwksUri {
+    cluster: String,
+    path: String,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default)]
+    refresh_seconds: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntrospection {
+    cluster: String,
+    path: String,
+    #[serde(default)]
+    authority: Option<String>,
+    client_id: String,
+    client_secret: SecretString,
+    #[serde(default)]
+    cache_seconds: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+/// Deserializes the members of the `auth` object (without `mode`), keeping
+/// field paths (serde's internally tagged enums lose them).
+pub(crate) fn parse(map: Map<String, Value>) -> Result<OAuth2Auth, ConfigError> {
+    let raw: RawOAuth2 = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "auth".to_string()
+        } else {
+            format!("auth.{path}")
+        };
+        ConfigError::new(path, e.inner().to_string())
+    })?;
+    build(raw)
+}
+
+fn build(raw: RawOAuth2) -> Result<OAuth2Auth, ConfigError> {
+    let realm = realm("auth.realm", raw.realm.as_deref().unwrap_or(DEFAULT_REALM))?;
+
+    let local_keys = match &raw.jwks {
+        Some(jwks) => {
+            let mut set = KeySet::default();
+            for (i, jwk) in jwks.keys.iter().enumerate() {
+                let entries = build_key(jwk, Strictness::Config).map_err(|e| {
+                    ConfigError::new(format!("auth.jwks.keys[{i}].{}", e.member), e.message)
+                })?;
+                entries.into_iter().for_each(|e| set.push(e));
+            }
+            set
+        }
+        None => KeySet::default(),
+    };
+    let hs256 = raw
+        .hs256_secret
+        .as_ref()
+        .map(|s| {
+            let bytes = BASE64URL
+                .decode(s.0.expose().as_bytes())
+                .ok()
+                .filter(|b| b.len() >= MIN_HS256_SECRET_BYTES)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "auth.hs256_secret",
+                        format!(
+                            "must be base64url of at least {MIN_HS256_SECRET_BYTES} random bytes"
+                        ),
+                    )
+                })?;
+            Ok::<_, ConfigError>(Verifier::Hs256(HS256Key::from_bytes(&bytes)))
+        })
+        .transpose()?;
+    let jwks_uri = raw
+        .jwks_uri
+        .map(|j| {
+            let endpoint = endpoint(
+                "auth.jwks_uri",
+                j.cluster,
+                j.path,
+                j.authority,
+                j.timeout_ms,
+            )?;
+            let refresh_seconds = j.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
+            in_range(
+                "auth.jwks_uri.refresh_seconds",
+                refresh_seconds,
+                1,
+                MAX_REFRESH_SECONDS,
+            )?;
+            Ok::<_, ConfigError>(JwksUri {
+                endpoint,
+                refresh_seconds,
+            })
+        })
+        .transpose()?;
+    let introspection = raw
+        .introspection
+        .map(|i| {
+            let endpoint = endpoint(
+                "auth.introspection",
+                i.cluster,
+                i.path,
+                i.authority,
+                i.timeout_ms,
+            )?;
+            if i.client_id.is_empty() {
+                return Err(ConfigError::new(
+                    "auth.introspection.client_id",
+                    "must not be empty",
+                ));
+            }
+            if i.client_secret.0.expose().is_empty() {
+                return Err(ConfigError::new(
+                    "auth.introspection.client_secret",
+                    "must not be empty",
+                ));
+            }
+            let cache_seconds = i.cache_seconds.unwrap_or(DEFAULT_CACHE_SECONDS);
+            in_range(
+                "auth.introspection.cache_seconds",
+                cache_seconds,
+                0,
+                MAX_CACHE_SECONDS,
+            )?;
+            Ok(Introspection::new(
+                endpoint,
+                &i.client_id,
+                &i.client_secret.0,
+                cache_seconds,
+            ))
+        })
+        .transpose()?;
+
+    let verifies_jwts = raw.jwks.is_some() || jwks_uri.is_some() || hs256.is_some();
+    if !verifies_jwts && introspection.is_none() {
+        return Err(ConfigError::new(
+            "auth",
+            "oauth2 needs at least one of jwks, jwks_uri, hs256_secret or introspection",
+        ));
+    }
+    if local_keys.is_empty() && raw.jwks.is_some() && jwks_uri.is_none() && hs256.is_none() {
+        return Err(ConfigError::new(
+            "auth.jwks.keys",
+            "must list at least one key (or add jwks_uri to fetch them)",
+        ));
+    }
+
+    let issuer = match raw.issuer {
+        Some(i) if i.is_empty() => {
+            return Err(ConfigError::new("auth.issuer", "must not be empty"))
+        }
+        Some(i) => Some(i),
+        None if verifies_jwts => {
+            return Err(ConfigError::new(
+                "auth.issuer",
+                "is required to verify JWTs (jwks, jwks_uri or hs256_secret)",
+            ))
+        }
+        None => None,
+    };
+    for (i, aud) in raw.audiences.iter().enumerate() {
+        if aud.is_empty() {
+            return Err(ConfigError::new(
+                format!("auth.audiences[{i}]"),
+                "must not be empty",
+            ));
+        }
+        if let Some(j) = raw.audiences.iter().take(i).position(|a| a == aud) {
+            return Err(ConfigError::new(
+                format!("auth.audiences[{i}]"),
+                format!(
+                    "\"{}\" is already listed at auth.audiences[{j}]",
+                    aud.escape_debug()
+                ),
+            ));
+        }
+    }
+    if verifies_jwts && raw.audiences.is_empty() {
+        return Err(ConfigError::new(
+            "auth.audiences",
+            "must list at least one audience to verify JWTs (tokens for other services must not pass)",
+        ));
+    }
+    for (i, scope) in raw.required_scopes.iter().enumerate() {
+        // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E
+        let valid = !scope.is_empty()
+            && scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        if !valid {
+            return Err(ConfigError::new(
+                format!("auth.required_scopes[{i}]"),
+                format!(
+                    "\"{}\" is not a valid scope (visible ASCII without spaces, quotes or backslashes)",
+                    scope.escape_debug()
+                ),
+            ));
+        }
+        if let Some(j) = raw.required_scopes.iter().take(i).position(|s| s == scope) {
+            return Err(ConfigError::new(
+                format!("auth.required_scopes[{i}]"),
+                format!("\"{scope}\" is already listed at auth.required_scopes[{j}]"),
+            ));
+        }
+    }
+    let clock_skew_seconds = raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS);
+    in_range(
+        "auth.clock_skew_seconds",
+        clock_skew_seconds,
+        0,
+        MAX_CLOCK_SKEW_SECONDS,
+    )?;
+    let consumer_claim = raw
+        .consumer_claim
+        .unwrap_or_else(|| DEFAULT_CONSUMER_CLAIM.to_string());
+    if consumer_claim.is_empty() {
+        return Err(ConfigError::new("auth.consumer_claim", "must not be empty"));
+    }
+    if matches!(
+        consumer_claim.as_str(),
+        "iss" | "aud" | "exp" | "nbf" | "iat" | "jti" | "nonce"
+    ) {
+        return Err(ConfigError::new(
+            "auth.consumer_claim",
+            format!(
+                "\"{consumer_claim}\" does not identify a consumer; use \"sub\" or a claim such as \"client_id\""
+            ),
+        ));
+    }
+    if !consumer_claim
+        .chars()
+        .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    {
+        return Err(ConfigError::new(
+            "auth.consumer_claim",
+            format!(
+                "\"{}\" is not a valid claim name (visible ASCII without quotes or backslashes)",
+                consumer_claim.escape_debug()
+            ),
+        ));
+    }
+
+    let jwt = if verifies_jwts {
+        Some(JwtConfig {
+            rules: Rules::new(
+                issuer.as_deref().unwrap_or_default(),
+                &raw.audiences,
+                clock_skew_seconds,
+            ),
+            local: local_keys,
+            hs256,
+        })
+    } else {
+        None
+    };
+    Ok(OAuth2Auth {
+        realm,
+        jwt,
+        jwks_uri,
+        introspection,
+        issuer,
+        audiences: raw.audiences,
+        clock_skew_seconds,
+        required_scopes: raw.required_scopes,
+        consumer_claim,
+        keep_token: raw.keep_token,
+    })
+}
+
+fn endpoint(
+    prefix: &str,
+    cluster: String,
+    path: String,
+    authority: Option<String>,
+    timeout_ms: Option<u64>,
+) -> Result<Endpoint, ConfigError> {
+    if cluster.is_empty() {
+        return Err(ConfigError::new(
+            format!("{prefix}.cluster"),
+            "must not be empty",
+        ));
+    }
+    if !cluster.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            format!("{prefix}.cluster"),
+            format!("\"{}\" is not a valid cluster name", cluster.escape_debug()),
+        ));
+    }
+    if !path.starts_with('/') || !path.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            format!("{prefix}.path"),
+            format!(
+                "\"{}\" must start with \"/\" and contain only visible ASCII",
+                path.escape_debug()
+            ),
+        ));
+    }
+    let authority = match authority {
+        Some(a) if a.is_empty() || !a.chars().all(|c| c.is_ascii_graphic()) => {
+            return Err(ConfigError::new(
+                format!("{prefix}.authority"),
+                format!("\"{}\" is not a valid host name", a.escape_debug()),
+            ))
+        }
+        Some(a) => a,
+        None => cluster.clone(),
+    };
+    let timeout_ms = timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    in_range(
+        &format!("{prefix}.timeout_ms"),
+        timeout_ms,
+        1,
+        MAX_TIMEOUT_MS,
+    )?;
+    Ok(Endpoint {
+        cluster,
+        path,
+        authority,
+        timeout_ms,
+    })
+}
+
+fn in_range(path: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::new(
+            path,
+            format!("{value} is not between {min} and {max}"),
+        ));
+    }
+    Ok(())
+}
