@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::auth::{AccessKeyAuth, Authenticator, BasicAuth};
+use crate::auth::{AccessKeyAuth, Authenticator, BasicAuth, OAuth2Auth};
 use crate::plan::Plan;
 use crate::split::{KeySource, SplitPlan, WhenMissing, TOTAL_BUCKETS};
 
@@ -122,9 +122,9 @@ enum RawAuth {
     None,
     Basic(RawBasic),
     AccessKey(RawAccessKey),
-    /// Kept as raw members and deserialized in [`crate::auth::oauth2`], so
-    /// that errors name the full field path (`auth.jwks_uri.cluster`).
-    Oauth2(serde_json::Map<String, serde_json::Value>),
+    /// Read again from the original bytes by [`crate::auth::oauth2`], so that
+    /// errors name the full field path (`auth.jwks_uri.cluster`).
+    Oauth2(serde::de::IgnoredAny),
 }
 
 #[derive(Deserialize)]
@@ -179,18 +179,22 @@ pub fn parse(bytes: &[u8]) -> Result<Plan, ConfigError> {
         let path = if path == "." { String::new() } else { path };
         ConfigError::new(path, strip_position(&e.inner().to_string()))
     })?;
-    build(raw)
+    let oauth2 = match raw.auth {
+        RawAuth::Oauth2(_) => Some(crate::auth::oauth2::parse_config(bytes)?),
+        _ => None,
+    };
+    build(raw, oauth2)
 }
 
 /// serde_json appends " at line L column C"; the field path says more.
-fn strip_position(msg: &str) -> String {
+pub(crate) fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) if msg.len() > i => msg.get(..i).unwrap_or(msg).to_string(),
         _ => msg.to_string(),
     }
 }
 
-fn build(raw: RawConfig) -> Result<Plan, ConfigError> {
+fn build(raw: RawConfig, oauth2: Option<OAuth2Auth>) -> Result<Plan, ConfigError> {
     let route_header = header_name("route_header", &raw.route_header)?;
     let consumer_header = header_name("consumer_header", &raw.consumer_header)?;
     let select_header = raw
@@ -242,7 +246,7 @@ fn build(raw: RawConfig) -> Result<Plan, ConfigError> {
         upstreams.push(canary.name.clone());
     }
 
-    let auth = build_auth(raw.auth)?;
+    let auth = build_auth(raw.auth, oauth2)?;
     let split = build_split(raw.split, &auth, &percents_bp)?;
 
     // Header roles must not overlap: a client-controlled header must never be
@@ -349,7 +353,7 @@ fn build_split(
     ))
 }
 
-fn build_auth(raw: RawAuth) -> Result<Authenticator, ConfigError> {
+fn build_auth(raw: RawAuth, oauth2: Option<OAuth2Auth>) -> Result<Authenticator, ConfigError> {
     match raw {
         RawAuth::None => Ok(Authenticator::None),
         RawAuth::Basic(b) => {
@@ -369,9 +373,13 @@ fn build_auth(raw: RawAuth) -> Result<Authenticator, ConfigError> {
                 realm, header, query, &a.keys,
             )?))
         }
-        RawAuth::Oauth2(members) => Ok(Authenticator::OAuth2(Box::new(
-            crate::auth::oauth2::parse_config(members)?,
-        ))),
+        RawAuth::Oauth2(_) => match oauth2 {
+            Some(o) => Ok(Authenticator::OAuth2(Box::new(o))),
+            None => Err(ConfigError::new(
+                "auth.mode",
+                "oauth2 settings were not read",
+            )),
+        },
     }
 }
 

@@ -3,7 +3,6 @@
 
 use base64::Engine;
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
 
 use super::introspection::{Endpoint, Introspection, Secret};
 use super::jwks::{build_key, KeySet, RawJwks, Strictness, Verifier, BASE64URL};
@@ -34,9 +33,19 @@ impl<'de> Deserialize<'de> for SecretString {
     }
 }
 
+/// The whole plugin configuration, read a second time for its `auth` object
+/// only (the first pass has validated everything else).
+#[derive(Deserialize)]
+struct AuthOnly {
+    auth: RawOAuth2,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOAuth2 {
+    /// `"oauth2"`, already matched by the first pass.
+    #[serde(rename = "mode")]
+    _mode: serde::de::IgnoredAny,
     #[serde(default)]
     realm: Option<String>,
     #[serde(default)]
@@ -89,19 +98,17 @@ struct RawIntrospection {
     timeout_ms: Option<u64>,
 }
 
-/// Deserializes the members of the `auth` object (without `mode`), keeping
-/// field paths (serde's internally tagged enums lose them).
-pub(crate) fn parse(map: Map<String, Value>) -> Result<OAuth2Auth, ConfigError> {
-    let raw: RawOAuth2 = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+/// Reads and validates the `auth` object of a configuration whose
+/// `auth.mode` is `"oauth2"`. It is read from the original bytes so that
+/// errors keep their field paths (serde's internally tagged enums lose them).
+pub(crate) fn parse(config: &[u8]) -> Result<OAuth2Auth, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_slice(config);
+    let raw: AuthOnly = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let path = if path == "." {
-            "auth".to_string()
-        } else {
-            format!("auth.{path}")
-        };
-        ConfigError::new(path, e.inner().to_string())
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, crate::config::strip_position(&e.inner().to_string()))
     })?;
-    build(raw)
+    build(raw.auth)
 }
 
 fn build(raw: RawOAuth2) -> Result<OAuth2Auth, ConfigError> {

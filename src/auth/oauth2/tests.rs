@@ -40,13 +40,23 @@ fn members(v: Value) -> Map<String, Value> {
     }
 }
 
-/// An oauth2 authenticator from the `auth` members (without `mode`).
-fn oauth2(v: Value) -> OAuth2Auth {
-    parse_config(members(v)).unwrap()
+/// A configuration document whose `auth` has `mode: "oauth2"` and `members`.
+fn document(v: Value) -> Vec<u8> {
+    let mut auth = members(v);
+    auth.insert("mode".into(), json!("oauth2"));
+    json!({"primary": "v1", "auth": auth})
+        .to_string()
+        .into_bytes()
 }
 
+/// An oauth2 authenticator from the `auth` members (without `mode`).
+fn oauth2(v: Value) -> OAuth2Auth {
+    parse_config(&document(v)).unwrap()
+}
+
+/// The error of the whole configuration, as an operator reads it.
 fn config_error(v: Value) -> String {
-    parse_config(members(v)).unwrap_err().to_string()
+    crate::config::parse(&document(v)).unwrap_err().to_string()
 }
 
 /// Local JWKS from the fixtures, issuer and audience of the fixtures.
