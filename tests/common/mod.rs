@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod oracle;
+
 /// Name of the listener the filter runs on (see [`Envoy::port`]).
 pub const GATEWAY_LISTENER: &str = "gateway";
 /// Route header used when the plugin config has no `route_header`.
