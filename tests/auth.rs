@@ -1,5 +1,12 @@
 //! Authentication through a real Envoy: what the client gets back, and what the upstream
 //! receives (or does not) for each Basic and access-key path.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use base64::Engine;

@@ -1,5 +1,12 @@
 //! Invalid plugin configurations: Envoy refuses the plugin, and its log names the field and
 //! the problem in one critical line, without repeating any secret.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use common::{EchoUpstream, Envoy, StartFailure};

@@ -10,7 +10,10 @@ fn free_ports(n: usize) -> Vec<u16> {
     let sockets: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
-    sockets.iter().map(|s| s.local_addr().unwrap().port()).collect()
+    sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
 }
 
 #[test]

@@ -1,5 +1,12 @@
 //! The traffic split as a user sees it through a real Envoy: which upstream answered,
 //! and what that upstream received.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::collections::HashMap;
