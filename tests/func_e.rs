@@ -124,13 +124,20 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
     let fake = Fake::install();
 
     // scripts/envoy.sh prefers func-e: it hands out the wrapper.
-    let out = fake.command(format!("{ROOT}/scripts/envoy.sh")).output().unwrap();
+    let out = fake
+        .command(format!("{ROOT}/scripts/envoy.sh"))
+        .output()
+        .unwrap();
     let wrapper = PathBuf::from(check(out, "scripts/envoy.sh").trim());
     assert_eq!(wrapper, Path::new(ROOT).join(".envoy/func-e-envoy"));
 
     // The wrapper runs `func-e run ARGS` with the pinned version unless ENVOY_VERSION says
     // otherwise.
-    let out = fake.command(&wrapper).arg("--version").env("FAKE_FUNC_E_DRY", "1").output();
+    let out = fake
+        .command(&wrapper)
+        .arg("--version")
+        .env("FAKE_FUNC_E_DRY", "1")
+        .output();
     check(out.unwrap(), "wrapper --version");
     assert_eq!(
         fake.take_calls(),
@@ -165,7 +172,10 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
     assert_eq!(r.upstream().as_deref(), Some("model-v2"), "{r:?}");
     drop(envoy);
     let calls = fake.take_calls();
-    assert!(calls.starts_with(&format!("ENVOY_VERSION={suite}\nargs=run -c ")), "{calls}");
+    assert!(
+        calls.starts_with(&format!("ENVOY_VERSION={suite}\nargs=run -c ")),
+        "{calls}"
+    );
     assert!(calls.contains(" --admin-address-path "), "{calls}");
 
     // The README's run command, through func-e.

@@ -41,8 +41,7 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn manifest(file: &str) -> Value {
     let path = Path::new(MANIFESTS).join(file);
-    let text =
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_norway::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
 }
@@ -72,7 +71,10 @@ fn istio_json(v: &Value) -> String {
         }
         Value::Number(n) => {
             let f = n.as_f64().expect("a JSON number is a double in a Struct");
-            assert!(f.is_finite() && f.abs() < 1e21, "number {f} outside the tested range");
+            assert!(
+                f.is_finite() && f.abs() < 1e21,
+                "number {f} outside the tested range"
+            );
             format!("{f}")
         }
         other => other.to_string(),
@@ -134,7 +136,11 @@ impl Example {
 
     /// istiod's mapping of `failStrategy` (FAIL_CLOSE is the default) to Envoy's failure policy.
     fn failure_policy(&self) -> &'static str {
-        match self.plugin.pointer("/spec/failStrategy").and_then(Value::as_str) {
+        match self
+            .plugin
+            .pointer("/spec/failStrategy")
+            .and_then(Value::as_str)
+        {
             None | Some("FAIL_CLOSE") => "FAIL_CLOSED",
             Some("FAIL_OPEN") => "FAIL_OPEN",
             Some("FAIL_RELOAD") => "FAIL_RELOAD",
@@ -151,25 +157,38 @@ impl Example {
     }
 
     fn vs_host(&self) -> String {
-        let hosts = self.vs["spec"]["hosts"].as_array().expect("VirtualService hosts");
+        let hosts = self.vs["spec"]["hosts"]
+            .as_array()
+            .expect("VirtualService hosts");
         assert_eq!(hosts.len(), 1, "the test serves one VirtualService host");
         hosts[0].as_str().unwrap().to_owned()
     }
 
     /// The VirtualService's `http` entries, in order.
     fn vs_routes(&self) -> Vec<VsRoute> {
-        let http = self.vs["spec"]["http"].as_array().expect("VirtualService http");
+        let http = self.vs["spec"]["http"]
+            .as_array()
+            .expect("VirtualService http");
         let mut out = Vec::new();
         for entry in http {
-            let name = entry["name"].as_str().expect("every http entry is named").to_owned();
+            let name = entry["name"]
+                .as_str()
+                .expect("every http entry is named")
+                .to_owned();
             let dests = entry["route"].as_array().expect("http entry route");
-            assert_eq!(dests.len(), 1, "{name}: one destination (no weights) per entry");
+            assert_eq!(
+                dests.len(),
+                1,
+                "{name}: one destination (no weights) per entry"
+            );
             let d = &dests[0]["destination"];
             let base = VsRoute {
                 name: name.clone(),
                 header: None,
                 host: d["host"].as_str().expect("destination host").to_owned(),
-                port: d["port"]["number"].as_u64().expect("destination port number"),
+                port: d["port"]["number"]
+                    .as_u64()
+                    .expect("destination port number"),
                 subset: d["subset"].as_str().expect("destination subset").to_owned(),
             };
             let Some(matches) = entry.get("match").and_then(Value::as_array) else {
@@ -177,7 +196,9 @@ impl Example {
                 continue;
             };
             for m in matches {
-                let headers = m["headers"].as_object().expect("matches are header matches");
+                let headers = m["headers"]
+                    .as_object()
+                    .expect("matches are header matches");
                 assert_eq!(headers.len(), 1, "{name}: one header per match");
                 let (header, how) = headers.iter().next().unwrap();
                 let exact = how
@@ -226,7 +247,9 @@ impl Example {
     }
 
     fn cluster_name(&self, port: u64, subset: &str) -> String {
-        let host = self.dr["spec"]["host"].as_str().expect("DestinationRule host");
+        let host = self.dr["spec"]["host"]
+            .as_str()
+            .expect("DestinationRule host");
         format!("outbound|{port}|{subset}|{host}")
     }
 
@@ -280,7 +303,11 @@ impl Example {
             .map(|r| {
                 let mut m = json!({"prefix": "/"});
                 if let Some((h, v)) = &r.header {
-                    assert_eq!(*h, header, "{}: routes on the filter's route header", r.name);
+                    assert_eq!(
+                        *h, header,
+                        "{}: routes on the filter's route header",
+                        r.name
+                    );
                     m["headers"] = json!([{"name": h, "string_match": {"exact": v}}]);
                 }
                 json!({
@@ -375,10 +402,8 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "canary-gate-{tag}-{}-{n}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("canary-gate-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -411,15 +436,18 @@ impl IstioGateway {
         let example = Example::load();
         let subsets = example.subsets();
         let pods: Vec<EchoUpstream> = subsets.values().map(|v| EchoUpstream::start(v)).collect();
-        let ports: BTreeMap<String, u16> =
-            subsets.keys().cloned().zip(pods.iter().map(EchoUpstream::port)).collect();
+        let ports: BTreeMap<String, u16> = subsets
+            .keys()
+            .cloned()
+            .zip(pods.iter().map(EchoUpstream::port))
+            .collect();
         let ecds_dir = TempDir::new("ecds");
         let ecds_path = ecds_dir.0.join("extension_config.json");
         let first = example.ecds(example.plugin_config(), &common::wasm_path(), 1);
         fs::write(&ecds_path, first.to_string()).unwrap();
         let bootstrap = example.bootstrap(&ecds_path, &ports);
-        let envoy = Envoy::try_start_yaml(&bootstrap.to_string(), launch)
-            .unwrap_or_else(|f| panic!("{f}"));
+        let envoy =
+            Envoy::try_start_yaml(&bootstrap.to_string(), launch).unwrap_or_else(|f| panic!("{f}"));
         IstioGateway {
             example,
             envoy,
@@ -451,7 +479,9 @@ impl IstioGateway {
 
     /// The ECDS counter `name` (`update_success`, `update_rejected`) for the plugin's filter.
     fn ecds_stat(&self, name: &str) -> u64 {
-        let stats = self.envoy.admin_get("/stats?filter=extension_config_discovery");
+        let stats = self
+            .envoy
+            .admin_get("/stats?filter=extension_config_discovery");
         let suffix = format!("{}.{name}: ", self.example.resource_name());
         stats
             .lines()
@@ -485,11 +515,20 @@ fn the_manifests_are_consistent_with_each_other_and_the_demo() {
     let p = &ex.plugin;
     assert_eq!(p["apiVersion"], "extensions.istio.io/v1alpha1");
     assert_eq!(p["kind"], "WasmPlugin");
-    assert_eq!(p["spec"]["phase"], "AUTHN", "auth must run before Istio's authz and routing");
-    assert_eq!(p["spec"]["failStrategy"], "FAIL_CLOSE", "a gate that fails must not open");
+    assert_eq!(
+        p["spec"]["phase"], "AUTHN",
+        "auth must run before Istio's authz and routing"
+    );
+    assert_eq!(
+        p["spec"]["failStrategy"], "FAIL_CLOSE",
+        "a gate that fails must not open"
+    );
     assert_eq!(p["spec"]["type"], "HTTP");
     assert!(str_at(p, "/spec/url", "WasmPlugin").starts_with("oci://"));
-    assert!(!ex.root_id().is_empty(), "pluginName is set (it becomes root_id)");
+    assert!(
+        !ex.root_id().is_empty(),
+        "pluginName is set (it becomes root_id)"
+    );
 
     // The same plugin configuration as the demo, and one the filter accepts.
     let demo: Value = serde_json::from_str(&fs::read_to_string(DEMO_CONFIG).unwrap()).unwrap();
@@ -503,12 +542,23 @@ fn the_manifests_are_consistent_with_each_other_and_the_demo() {
 
     // The WasmPlugin selects the gateway pods the Gateway runs on, and the VirtualService is
     // bound to that Gateway, for one of its hosts.
-    assert_eq!(p["spec"]["selector"]["matchLabels"], ex.gateway["spec"]["selector"]);
+    assert_eq!(
+        p["spec"]["selector"]["matchLabels"],
+        ex.gateway["spec"]["selector"]
+    );
     let gw_name = str_at(&ex.gateway, "/metadata/name", "Gateway");
     let gateways = ex.vs["spec"]["gateways"].as_array().unwrap();
-    assert!(gateways.iter().any(|g| g == gw_name), "VirtualService not bound to {gw_name}");
-    assert_eq!(ex.vs["metadata"]["namespace"], ex.gateway["metadata"]["namespace"]);
-    let gw_hosts = ex.gateway["spec"]["servers"][0]["hosts"].as_array().unwrap();
+    assert!(
+        gateways.iter().any(|g| g == gw_name),
+        "VirtualService not bound to {gw_name}"
+    );
+    assert_eq!(
+        ex.vs["metadata"]["namespace"],
+        ex.gateway["metadata"]["namespace"]
+    );
+    let gw_hosts = ex.gateway["spec"]["servers"][0]["hosts"]
+        .as_array()
+        .unwrap();
     assert!(gw_hosts.iter().any(|h| h == ex.vs_host().as_str()));
 
     // Every upstream the filter can write has its own route to an existing subset, nothing
@@ -519,16 +569,34 @@ fn the_manifests_are_consistent_with_each_other_and_the_demo() {
     let upstreams = Example::upstreams(ex.plugin_config());
     let names: Vec<&str> = upstreams.iter().map(|(n, _)| n.as_str()).collect();
     for r in &routes {
-        assert_eq!(r.host, str_at(&ex.dr, "/spec/host", "DestinationRule"), "{}", r.name);
-        assert!(subsets.contains_key(&r.subset), "{}: no subset {}", r.name, r.subset);
+        assert_eq!(
+            r.host,
+            str_at(&ex.dr, "/spec/host", "DestinationRule"),
+            "{}",
+            r.name
+        );
+        assert!(
+            subsets.contains_key(&r.subset),
+            "{}: no subset {}",
+            r.name,
+            r.subset
+        );
         if let Some((h, v)) = &r.header {
             assert_eq!(*h, header, "{}: matches the route header", r.name);
-            assert!(names.contains(&v.as_str()), "{}: {v} is not an upstream name", r.name);
+            assert!(
+                names.contains(&v.as_str()),
+                "{}: {v} is not an upstream name",
+                r.name
+            );
         }
     }
     let last = routes.last().unwrap();
     assert!(last.header.is_none(), "the last route is the catch-all");
-    assert_eq!(last.subset, ex.subset_for(names[0]), "the catch-all goes to the primary");
+    assert_eq!(
+        last.subset,
+        ex.subset_for(names[0]),
+        "the catch-all goes to the primary"
+    );
     let mut seen = Vec::new();
     for name in &names {
         let matching: Vec<&VsRoute> = routes
@@ -536,7 +604,10 @@ fn the_manifests_are_consistent_with_each_other_and_the_demo() {
             .filter(|r| r.header.as_ref().is_some_and(|(_, v)| v == name))
             .collect();
         assert_eq!(matching.len(), 1, "{name}: exactly one header route");
-        assert!(!seen.contains(&matching[0].subset), "two upstreams share a subset");
+        assert!(
+            !seen.contains(&matching[0].subset),
+            "two upstreams share a subset"
+        );
         seen.push(matching[0].subset.clone());
     }
 }
@@ -558,8 +629,10 @@ fn the_istio_gateway_authenticates_splits_and_routes_like_the_virtualservice() {
     let pod_of = |upstream: &str| subsets[&ex.subset_for(upstream)].clone();
     let cfg = ex.plugin_config();
     let upstreams = Example::upstreams(cfg);
-    let canaries: Vec<(&str, f64)> =
-        upstreams[1..].iter().map(|(n, p)| (n.as_str(), *p)).collect();
+    let canaries: Vec<(&str, f64)> = upstreams[1..]
+        .iter()
+        .map(|(n, p)| (n.as_str(), *p))
+        .collect();
     let primary = upstreams[0].0.as_str();
     let user_header = str_at(cfg, "/split/name", "pluginConfig");
     let seed = cfg["split"]["hash_seed"].as_u64().unwrap_or(0) as u32;
@@ -591,18 +664,35 @@ fn the_istio_gateway_authenticates_splits_and_routes_like_the_virtualservice() {
         assert_eq!(r.status, 200, "{user}: {r:?}");
         assert_eq!(pod(&r), pod_of(want), "{user} should reach {want}");
         assert_eq!(r.header("x-canary-upstream"), Some(want), "{user}");
-        assert_eq!(r.upstream_header("x-canary-upstream").as_deref(), Some(want));
-        assert_eq!(r.upstream_header("x-canary-consumer").as_deref(), Some("alice"));
-        assert_eq!(r.upstream_header("x-api-key"), None, "the key is not forwarded");
+        assert_eq!(
+            r.upstream_header("x-canary-upstream").as_deref(),
+            Some(want)
+        );
+        assert_eq!(
+            r.upstream_header("x-canary-consumer").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            r.upstream_header("x-api-key"),
+            None,
+            "the key is not forwarded"
+        );
         *per_pod.entry(pod(&r)).or_default() += 1;
     }
-    assert_eq!(per_pod.len(), 3, "300 users reach all three versions: {per_pod:?}");
+    assert_eq!(
+        per_pod.len(),
+        3,
+        "300 users reach all three versions: {per_pod:?}"
+    );
 
     // The select header picks a version for testers (after authentication).
     for (name, _) in &upstreams {
         let r = gw.get(&[("x-api-key", BOB_KEY), ("x-canary-select", name)]);
         assert_eq!(pod(&r), pod_of(name), "select {name}");
-        assert_eq!(r.upstream_header("x-canary-consumer").as_deref(), Some("bob"));
+        assert_eq!(
+            r.upstream_header("x-canary-consumer").as_deref(),
+            Some("bob")
+        );
     }
 
     // Only the VirtualService's host is served.
@@ -641,8 +731,8 @@ fn the_filter_asks_envoy_to_repick_the_route_and_the_host_has_the_call() {
     ]);
     assert_eq!(pod(&r), subsets[&ex.subset_for("model-v3")], "{r:?}");
     assert!(
-        gw.envoy
-            .wait_for_log(Duration::from_secs(5), |l| l.contains("canary-gate: alice -> model-v3")),
+        gw.envoy.wait_for_log(Duration::from_secs(5), |l| l
+            .contains("canary-gate: alice -> model-v3")),
         "the filter's debug line is missing:\n{}",
         gw.envoy.log()
     );
@@ -667,22 +757,33 @@ fn promotion_and_rollback_reach_the_running_gateway_and_a_bad_edit_is_refused() 
 
     // Promote model-v2 to everyone: edit the percents, apply. Same Envoy, no restart.
     let mut promoted = base.clone();
-    promoted["canaries"] = json!([{"name": "model-v2", "percent": 100}, {"name": "model-v3", "percent": 0}]);
+    promoted["canaries"] =
+        json!([{"name": "model-v2", "percent": 100}, {"name": "model-v3", "percent": 0}]);
     gw.push(&promoted);
     gw.wait_for_stat("update_success", 2);
-    assert!(everyone_on(&gw, "model-v2"), "after promotion:\n{}", gw.envoy.log());
+    assert!(
+        everyone_on(&gw, "model-v2"),
+        "after promotion:\n{}",
+        gw.envoy.log()
+    );
 
     // Roll back: every canary at 0% sends everyone to the primary.
     let mut rolled_back = base.clone();
-    rolled_back["canaries"] = json!([{"name": "model-v2", "percent": 0}, {"name": "model-v3", "percent": 0}]);
+    rolled_back["canaries"] =
+        json!([{"name": "model-v2", "percent": 0}, {"name": "model-v3", "percent": 0}]);
     gw.push(&rolled_back);
     gw.wait_for_stat("update_success", 3);
-    assert!(everyone_on(&gw, "model-v1"), "after rollback:\n{}", gw.envoy.log());
+    assert!(
+        everyone_on(&gw, "model-v1"),
+        "after rollback:\n{}",
+        gw.envoy.log()
+    );
 
     // A wrong edit (percents over 100) is refused by the filter; the gateway keeps serving the
     // last good configuration and the log says why.
     let mut wrong = base.clone();
-    wrong["canaries"] = json!([{"name": "model-v2", "percent": 90}, {"name": "model-v3", "percent": 30}]);
+    wrong["canaries"] =
+        json!([{"name": "model-v2", "percent": 90}, {"name": "model-v3", "percent": 30}]);
     gw.push(&wrong);
     gw.wait_for_stat("update_rejected", 1);
     assert!(
@@ -691,6 +792,14 @@ fn promotion_and_rollback_reach_the_running_gateway_and_a_bad_edit_is_refused() 
         "no critical line for the refused config:\n{}",
         gw.envoy.log()
     );
-    assert!(everyone_on(&gw, "model-v1"), "after the refused edit:\n{}", gw.envoy.log());
-    assert_eq!(gw.ecds_stat("update_success"), 3, "the refused edit is not applied");
+    assert!(
+        everyone_on(&gw, "model-v1"),
+        "after the refused edit:\n{}",
+        gw.envoy.log()
+    );
+    assert_eq!(
+        gw.ecds_stat("update_success"),
+        3,
+        "the refused edit is not applied"
+    );
 }

@@ -80,7 +80,10 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn stdout(cmd: &mut Command) -> String {
-    String::from_utf8(run(cmd).stdout).unwrap().trim().to_owned()
+    String::from_utf8(run(cmd).stdout)
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -229,7 +232,11 @@ fn the_packaged_image_survives_a_registry_round_trip_with_the_exact_module() {
         "{{.Digest}}",
         &format!("{remote}:{tag}"),
     ]));
-    assert_eq!(served, format!("sha256:{digest}"), "the registry serves another manifest");
+    assert_eq!(
+        served,
+        format!("sha256:{digest}"),
+        "the registry serves another manifest"
+    );
 
     // Pull it back by digest (what a pinned WasmPlugin pulls) into a fresh layout.
     let pulled = tmp.0.join("pulled");
@@ -254,8 +261,15 @@ fn the_packaged_image_survives_a_registry_round_trip_with_the_exact_module() {
     let layer = tmp.0.join("layer.tar.gz");
     fs::write(&layer, blob(&pulled, layer_digest)).unwrap();
     let entries = stdout(Command::new("tar").arg("-tzf").arg(&layer));
-    assert_eq!(entries, "plugin.wasm", "the layer holds exactly plugin.wasm");
-    let extracted = run(Command::new("tar").arg("-xzOf").arg(&layer).arg("plugin.wasm")).stdout;
+    assert_eq!(
+        entries, "plugin.wasm",
+        "the layer holds exactly plugin.wasm"
+    );
+    let extracted = run(Command::new("tar")
+        .arg("-xzOf")
+        .arg(&layer)
+        .arg("plugin.wasm"))
+    .stdout;
     assert!(
         extracted == module,
         "plugin.wasm in the pulled image ({} bytes, sha256 {}) is not the built module ({} bytes, sha256 {})",
