@@ -752,6 +752,18 @@ fn promotion_and_rollback_reach_the_running_gateway_and_a_bad_edit_is_refused() 
             r.status == 200 && pod(&r) == pod_of(&gw.example, upstream)
         })
     };
+    // Envoy counts the update on its main thread, then hands the new filter config to the
+    // workers: allow that hand-over (bounded) before requiring the new split.
+    let settles_on = |gw: &IstioGateway, upstream: &str| {
+        let deadline = Instant::now() + PUSH_TIMEOUT;
+        while !everyone_on(gw, upstream) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    };
     assert_eq!(gw.ecds_stat("update_success"), 1);
     let base = gw.example.plugin_config().clone();
 
@@ -762,7 +774,7 @@ fn promotion_and_rollback_reach_the_running_gateway_and_a_bad_edit_is_refused() 
     gw.push(&promoted);
     gw.wait_for_stat("update_success", 2);
     assert!(
-        everyone_on(&gw, "model-v2"),
+        settles_on(&gw, "model-v2"),
         "after promotion:\n{}",
         gw.envoy.log()
     );
@@ -774,7 +786,7 @@ fn promotion_and_rollback_reach_the_running_gateway_and_a_bad_edit_is_refused() 
     gw.push(&rolled_back);
     gw.wait_for_stat("update_success", 3);
     assert!(
-        everyone_on(&gw, "model-v1"),
+        settles_on(&gw, "model-v1"),
         "after rollback:\n{}",
         gw.envoy.log()
     );
