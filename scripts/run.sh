@@ -72,14 +72,18 @@ Keys: alice-key (consumer alice), bob-key (consumer bob). Try:
 
 EOT
 
+# One set of Envoy arguments whatever runs it: scripts/envoy.sh gives either an Envoy binary or
+# the func-e wrapper (which runs `func-e run <these arguments>`).
+envoy_args=(-c "$config" --disable-hot-restart --log-level info)
+
 if ! $check; then
   echo "Starting Envoy (Ctrl-C to stop)..."
-  exec "$envoy" -c "$config" --concurrency "${CONCURRENCY:-2}" --disable-hot-restart --log-level info
+  exec "$envoy" "${envoy_args[@]}" --concurrency "${CONCURRENCY:-2}"
 fi
 
 # --check: run the demo against a background Envoy.
 log=.tmp/demo-envoy.log
-"$envoy" -c "$config" --concurrency 1 --disable-hot-restart --log-level info >"$log" 2>&1 &
+"$envoy" "${envoy_args[@]}" --concurrency 1 >"$log" 2>&1 &
 envoy_pid=$!
 failed=0
 cleanup() {

@@ -180,6 +180,18 @@ fn set_header(name: &str, value: Option<&str>) -> Result<(), Status> {
     hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value)
 }
 
+/// Makes Envoy pick the route again now that the route header is set. Envoy does this by itself
+/// after any request-header change for plugins on ABI 0.2.1 (this SDK), but not for newer ABIs
+/// (Envoy 1.33 on), so an SDK upgrade must not silently route on the client's headers. A host
+/// without the `clear_route_cache` foreign function answers `NotFound`: nothing to do then.
+/// (The SDK turns `NotFound`, `BadArgument`, `SerializationFailure` and `InternalFailure` into an
+/// `Err` and panics on any other status; Envoy answers this call with `Ok` or `NotFound`.)
+fn clear_route_cache() {
+    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
+        log::debug!("canary-gate: clear_route_cache unavailable ({status:?})");
+    }
+}
+
 fn local_reply(status: u32, headers: Vec<(&str, &str)>, body: &str) -> Action {
     if hostcalls::send_http_response(status, headers, Some(body.as_bytes())).is_err() {
         let _ = hostcalls::reset_http_request();
@@ -225,6 +237,7 @@ impl Gate {
         }
         // Always overwrite: a route header sent by the client is never trusted.
         set_header(&plan.route_header, Some(decision.upstream_name))?;
+        clear_route_cache();
         shared.metrics.routed(decision.upstream);
         self.upstream = Some(decision.upstream);
         log::debug!(
