@@ -30,7 +30,8 @@ use crate::auth::{denial_reasons, Authenticator, Denial, CREDENTIAL_CACHE_CAPACI
 use crate::plan::{Decision, Outcome, Plan, Request, State, Wait};
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(host_log_level());
+    // No host calls here: Envoy refuses them during `_initialize`.
+    proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
         Box::new(Root::new(context_id))
     });
@@ -167,6 +168,7 @@ impl Shared {
         }
         // Always overwrite: a route header sent by the client is never trusted.
         set_header(&plan.route_header, Some(decision.upstream_name))?;
+        clear_route_cache();
         self.metrics.routed(decision.upstream);
         upstream.set(Some(decision.upstream));
         log::debug!(
@@ -435,6 +437,7 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        proxy_wasm::set_log_level(host_log_level());
         log::info!("canary-gate {} started", crate::VERSION);
         true
     }
@@ -562,6 +565,18 @@ impl Request for HostRequest {
 
 fn set_header(name: &str, value: Option<&str>) -> Result<(), Status> {
     hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value)
+}
+
+/// Makes Envoy pick the route again now that the route header is set. Envoy does this by itself
+/// after any request-header change for plugins on ABI 0.2.1 (this SDK), but not for newer ABIs
+/// (Envoy 1.33 on), so an SDK upgrade must not silently route on the client's headers. A host
+/// without the `clear_route_cache` foreign function answers `NotFound`: nothing to do then.
+/// (The SDK turns `NotFound`, `BadArgument`, `SerializationFailure` and `InternalFailure` into an
+/// `Err` and panics on any other status; Envoy answers this call with `Ok` or `NotFound`.)
+fn clear_route_cache() {
+    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
+        log::debug!("canary-gate: clear_route_cache unavailable ({status:?})");
+    }
 }
 
 fn local_reply(status: u32, headers: Vec<(&str, &str)>, body: &str) -> Action {
