@@ -77,7 +77,7 @@ fn structural_mistakes_are_refused_naming_the_field() {
     );
     assert_refused_with(
         json!({"primary": "model-v1", "auth": {"mode": "oauth2"}}),
-        "auth.mode: \"oauth2\" is not supported",
+        "auth: oauth2 needs at least one of jwks, jwks_uri, hs256_secret or introspection",
     );
 }
 

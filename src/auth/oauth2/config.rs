@@ -121,7 +121,7 @@ fn build(raw: RawOAuth2) -> Result<OAuth2Auth, ConfigError> {
                 let entries = build_key(jwk, Strictness::Config).map_err(|e| {
                     ConfigError::new(format!("auth.jwks.keys[{i}].{}", e.member), e.message)
                 })?;
-                entries.into_iter().for_each(|e| set.push(e));
+                set.add_key(entries);
             }
             set
         }

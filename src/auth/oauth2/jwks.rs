@@ -152,19 +152,26 @@ pub(crate) struct Entry {
 #[derive(Debug, Default)]
 pub struct KeySet {
     entries: Vec<Entry>,
+    /// How many JWKs the entries come from (an RSA key without `alg` gives six).
+    keys: usize,
 }
 
 impl KeySet {
+    /// The number of usable JWKs.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.keys
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub(crate) fn push(&mut self, entry: Entry) {
-        self.entries.push(entry);
+    /// Adds the verifiers of one JWK.
+    pub(crate) fn add_key(&mut self, entries: Vec<Entry>) {
+        if !entries.is_empty() {
+            self.keys += 1;
+            self.entries.extend(entries);
+        }
     }
 
     /// The keys that may verify a token with this `alg` and `kid`: same
@@ -521,7 +528,7 @@ pub fn parse_remote(bytes: &[u8]) -> Result<KeySet, String> {
     let mut first_error = None;
     for (i, jwk) in raw.keys.iter().enumerate() {
         match build_key(jwk, Strictness::Remote) {
-            Ok(entries) => entries.into_iter().for_each(|e| set.push(e)),
+            Ok(entries) => set.add_key(entries),
             Err(e) => {
                 first_error.get_or_insert_with(|| format!("keys[{i}].{}: {}", e.member, e.message));
             }
