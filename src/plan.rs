@@ -592,4 +592,95 @@ mod tests {
         );
         assert_eq!(cookie_value(&["ak=1".into()], "k"), None);
     }
+
+    fn fixture_token(name: &str) -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/oauth2/tokens.json")).unwrap();
+        v["tokens"][name].as_str().unwrap().to_string()
+    }
+
+    fn oauth2_plan(auth_extra: &str) -> Plan {
+        plan(&format!(
+            r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":50}}],"split":{{"by":"consumer"}},
+                "select_header":"x-select",
+                "auth":{{"mode":"oauth2","issuer":"https://idp.example.com","audiences":["models"]{auth_extra}}}}}"#
+        ))
+    }
+
+    const NOW: u64 = 1_700_000_100;
+
+    #[test]
+    fn oauth2_identity_is_hashed_and_the_token_removed() {
+        let jwks = include_str!("../tests/fixtures/oauth2/jwks.json");
+        let p = oauth2_plan(&format!(r#","jwks":{jwks}"#));
+        let bearer = format!("Bearer {}", fixture_token("eddsa"));
+        let mut s = state();
+        let d = p
+            .decide(&Req::new(&[("authorization", &bearer)]), &mut s, NOW)
+            .forwarded()
+            .unwrap();
+        assert_eq!(d.consumer.as_deref(), Some("alice"));
+        assert_eq!(d.remove_headers, vec!["authorization", "x-select"]);
+        assert_eq!(d.bucket, Some(bucket_of("alice", 0)));
+        assert_eq!(d.upstream, expected("alice", 0, &[5000]));
+        assert!(!d.cached);
+        let d = p
+            .decide(&Req::new(&[("authorization", &bearer)]), &mut s, NOW)
+            .forwarded()
+            .unwrap();
+        assert!(d.cached);
+
+        let keep = oauth2_plan(&format!(r#","jwks":{jwks},"keep_token":true"#));
+        let d = keep
+            .decide(&Req::new(&[("authorization", &bearer)]), &mut state(), NOW)
+            .forwarded()
+            .unwrap();
+        assert_eq!(d.remove_headers, vec!["x-select"]);
+
+        let e = p
+            .decide(&Req::new(&[]), &mut state(), NOW)
+            .refused()
+            .unwrap();
+        assert_eq!(
+            e,
+            Denial {
+                status: 401,
+                challenge: Some("Bearer realm=\"canary-gate\"".into()),
+                body: r#"{"error":"unauthorized","reason":"missing_credentials"}"#.into(),
+                reason: "missing_credentials",
+            }
+        );
+    }
+
+    #[test]
+    fn oauth2_waits_for_keys_and_introspection() {
+        let p = oauth2_plan(r#","jwks_uri":{"cluster":"idp","path":"/jwks"}"#);
+        let bearer = format!("Bearer {}", fixture_token("rs256"));
+        let req = Req::new(&[("authorization", &bearer)]);
+        assert!(matches!(
+            p.decide(&req, &mut state(), NOW),
+            Outcome::Wait(Wait::Keys)
+        ));
+        assert_eq!(p.keys_unavailable().status, 503);
+
+        let p = plan(
+            r#"{"primary":"v1","auth":{"mode":"oauth2","introspection":{"cluster":"idp","path":"/i",
+                "client_id":"g","client_secret":"s"}}}"#,
+        );
+        let req = Req::new(&[("authorization", "Bearer opaque")]);
+        let mut s = state();
+        let Outcome::Wait(Wait::Introspect { call, digest }) = p.decide(&req, &mut s, NOW) else {
+            panic!("expected an introspection")
+        };
+        assert_eq!(call.cluster, "idp");
+        let body = br#"{"active":true,"sub":"dave"}"#;
+        let (outcome, problem) =
+            p.after_introspection(&req, &mut s, NOW, digest, Some(200), Some(body));
+        let d = outcome.forwarded().unwrap();
+        assert_eq!((d.consumer.as_deref(), problem), (Some("dave"), None));
+        assert_eq!(d.remove_headers, vec!["authorization"]);
+        let (outcome, problem) = p.after_introspection(&req, &mut s, NOW, digest, None, None);
+        assert_eq!(outcome.refused().unwrap().status, 503);
+        assert!(problem.is_some());
+    }
 }
