@@ -24,7 +24,8 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
 use crate::auth::oauth2::{
-    self, parse_remote_jwks, tick_period_ms, HttpCall, Refresh, TokenDigest, MAX_JWKS_BYTES,
+    self, digest_bytes, parse_remote_jwks, tick_period_ms, HttpCall, KeySet, Refresh, TokenDigest,
+    MAX_JWKS_BYTES,
 };
 use crate::auth::{denial_reasons, Authenticator, Denial, CREDENTIAL_CACHE_CAPACITY};
 use crate::plan::{Decision, Outcome, Plan, Request, State, Wait};
@@ -396,8 +397,20 @@ impl Context for Root {
             return;
         };
         let (status, body) = call_answer(body_size, MAX_JWKS_BYTES);
+        // A usable document: new keys, or the same document as last time.
+        enum Fetched {
+            New(KeySet, [u8; 32]),
+            Unchanged,
+        }
         let parsed = match (status, body) {
-            (Some(200), Some(body)) => parse_remote_jwks(&body),
+            (Some(200), Some(body)) => {
+                let fingerprint = digest_bytes(&body);
+                if shared.state.borrow().oauth2.remote_keys_are(&fingerprint) {
+                    Ok(Fetched::Unchanged)
+                } else {
+                    parse_remote_jwks(&body).map(|keys| Fetched::New(keys, fingerprint))
+                }
+            }
             (Some(200), None) => Err("empty response".to_string()),
             (Some(status), _) => Err(format!("HTTP {status}")),
             (None, _) => Err("no response (unreachable or timed out)".to_string()),
@@ -406,7 +419,16 @@ impl Context for Root {
             return;
         };
         match parsed {
-            Ok(keys) => {
+            Ok(Fetched::Unchanged) => {
+                let failures = refresh.succeeded(now);
+                if failures > 0 {
+                    log::info!("canary-gate: JWKS fetched again (unchanged), after {failures} failed attempts");
+                } else {
+                    log::debug!("canary-gate: JWKS unchanged");
+                }
+                Metrics::inc(shared.metrics.jwks_fetched);
+            }
+            Ok(Fetched::New(keys, fingerprint)) => {
                 let failures = refresh.succeeded(now);
                 let first = !shared.state.borrow().oauth2.has_remote_keys();
                 if first || failures > 0 {
@@ -423,7 +445,11 @@ impl Context for Root {
                 } else {
                     log::debug!("canary-gate: JWKS refreshed: {} keys", keys.len());
                 }
-                shared.state.borrow_mut().oauth2.install_remote_keys(keys);
+                shared
+                    .state
+                    .borrow_mut()
+                    .oauth2
+                    .install_remote_keys(keys, fingerprint);
                 Metrics::inc(shared.metrics.jwks_fetched);
                 self.wake_parked(&shared);
             }
@@ -613,10 +639,14 @@ impl Gate {
                     Ok(Action::Pause)
                 }
                 Err(status) => {
-                    log::warn!(
-                        "canary-gate: cannot call introspection cluster \"{}\" ({status:?}); is it defined in Envoy?",
-                        call.cluster
-                    );
+                    if shared.introspection_failing.replace(true) {
+                        log::debug!("canary-gate: cannot call introspection cluster ({status:?})");
+                    } else {
+                        log::warn!(
+                            "canary-gate: cannot call introspection cluster \"{}\" ({status:?}); is it defined in Envoy? Requests with opaque tokens get 503",
+                            call.cluster
+                        );
+                    }
                     let denial = match &shared.plan.auth {
                         Authenticator::OAuth2(o) => {
                             o.denial(crate::auth::TokenError::IntrospectionUnavailable)

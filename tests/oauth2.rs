@@ -469,6 +469,20 @@ fn jwks_endpoint_down_after_start_keeps_the_old_keys() {
         "alice",
     );
 
+    // An unchanged document does not empty the verdict cache.
+    let hits = || counter(&envoy.prometheus(), "canary_gate_oauth2_token_cache_hits");
+    let rs = bearer(&token("rs256"));
+    assert_accepted(&envoy.get("/", &[("authorization", &rs)]), "alice");
+    let before = hits();
+    let from = idp.jwks_requests();
+    assert!(wait_until(Duration::from_secs(10), || idp.jwks_requests() >= from + 2));
+    assert_accepted(&envoy.get("/", &[("authorization", &rs)]), "alice");
+    assert_eq!(
+        hits(),
+        before + 1,
+        "the cache was emptied by an unchanged JWKS"
+    );
+
     idp.set(Mode::Down);
     // Refreshes every second. The first failure of the streak is a warning (one per Envoy
     // VM: the main thread's and the worker's); the failures after it are quiet.

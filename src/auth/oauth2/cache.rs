@@ -10,7 +10,11 @@ use sha2::{Digest, Sha256};
 pub type TokenDigest = [u8; 32];
 
 pub fn digest(token: &str) -> TokenDigest {
-    Sha256::digest(token.as_bytes()).into()
+    digest_bytes(token.as_bytes())
+}
+
+pub fn digest_bytes(bytes: &[u8]) -> TokenDigest {
+    Sha256::digest(bytes).into()
 }
 
 struct Slot<V> {

@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-pub use cache::{digest, TokenCache, TokenDigest};
+pub use cache::{digest, digest_bytes, TokenCache, TokenDigest};
 pub(crate) use config::parse as parse_config;
 pub use introspection::{parse_response, Answer, Endpoint, HttpCall, Introspection, Secret};
 pub use jwks::{parse_remote as parse_remote_jwks, Alg, KeySet, MAX_JWKS_BYTES};
@@ -166,6 +166,8 @@ pub struct OAuth2Auth {
 #[derive(Debug)]
 pub struct OAuth2State {
     remote: Option<KeySet>,
+    /// SHA-256 of the JWKS document the remote keys come from.
+    remote_fingerprint: Option<[u8; 32]>,
     /// Definite verdicts: `Ok(consumer)` or `Err(InsufficientScope)`.
     verdicts: TokenCache<Result<String, TokenError>>,
     inactive: TokenCache<()>,
@@ -181,6 +183,7 @@ impl OAuth2State {
     pub fn new(verdict_capacity: usize, inactive_capacity: usize) -> Self {
         Self {
             remote: None,
+            remote_fingerprint: None,
             verdicts: TokenCache::new(verdict_capacity),
             inactive: TokenCache::new(inactive_capacity),
         }
@@ -190,10 +193,17 @@ impl OAuth2State {
         self.remote.is_some()
     }
 
+    /// Whether `fingerprint` (the SHA-256 of a fetched JWKS document) is
+    /// the one the current remote keys come from: nothing to parse again.
+    pub fn remote_keys_are(&self, fingerprint: &[u8; 32]) -> bool {
+        self.remote.is_some() && self.remote_fingerprint.as_ref() == Some(fingerprint)
+    }
+
     /// Installs a freshly fetched key set. Cached verdicts are dropped so
     /// that a key removed by the provider stops authorising tokens at once.
-    pub fn install_remote_keys(&mut self, keys: KeySet) {
+    pub fn install_remote_keys(&mut self, keys: KeySet, fingerprint: [u8; 32]) {
         self.remote = Some(keys);
+        self.remote_fingerprint = Some(fingerprint);
         self.verdicts.clear();
     }
 

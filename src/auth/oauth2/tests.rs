@@ -422,8 +422,13 @@ fn tokens_wait_for_the_first_remote_key_set() {
         reject(a.authenticate(Some("Bearer x.y"), &mut s, NOW)),
         TokenError::Malformed
     );
-    s.install_remote_keys(parse_remote(JWKS.as_bytes()).unwrap());
+    s.install_remote_keys(
+        parse_remote(JWKS.as_bytes()).unwrap(),
+        digest_bytes(JWKS.as_bytes()),
+    );
     assert!(s.has_remote_keys());
+    assert!(s.remote_keys_are(&digest_bytes(JWKS.as_bytes())));
+    assert!(!s.remote_keys_are(&digest_bytes(b"{}")));
     assert_eq!(accept(a.authenticate(Some(&rs), &mut s, NOW)).0, "alice");
     assert_eq!(
         reject(a.authenticate(Some(&bearer(&token("unknown_kid"))), &mut s, NOW)),
@@ -480,7 +485,10 @@ fn verdicts_are_cached_until_exp_and_dropped_with_new_keys() {
 
     accept(a.authenticate(Some(&bearer(&token("rs256"))), &mut s, NOW));
     assert_eq!(s.cached_verdicts(), 1);
-    s.install_remote_keys(parse_remote(JWKS.as_bytes()).unwrap());
+    s.install_remote_keys(
+        parse_remote(JWKS.as_bytes()).unwrap(),
+        digest_bytes(JWKS.as_bytes()),
+    );
     assert_eq!(s.cached_verdicts(), 0);
 }
 
