@@ -777,34 +777,3 @@ fn bad_oauth2_configs_are_refused_without_echoing_secrets() {
         );
     }
 }
-
-/// Verification cost through Envoy, for choosing the release opt-level (not a pass/fail
-/// test; run with `scripts/test.sh --test oauth2 -- --ignored --nocapture verification_cost`).
-/// Tokens that fail after the signature check are never cached, so every request pays a
-/// full signature verification; `alg: none` is refused before any cryptography.
-#[test]
-#[ignore]
-fn verification_cost() {
-    let v1 = EchoUpstream::start("model-v1");
-    let cfg = json!({
-        "primary": "model-v1",
-        "auth": {"mode": "oauth2", "issuer": "https://idp.example.com", "audiences": ["models"],
-                 "jwks": serde_json::from_str::<Value>(JWKS).unwrap()}
-    });
-    let envoy = Envoy::start(&cfg, &[v1.cluster()]);
-    const N: u32 = 300;
-    for (name, what) in [
-        ("alg_none", "no crypto (alg none)"),
-        ("wrong_audience", "RS256 verify"),
-        ("not_yet_valid", "ES256 verify"),
-    ] {
-        let header = bearer(&token(name));
-        let _ = envoy.get("/", &[("authorization", &header)]);
-        let started = Instant::now();
-        for _ in 0..N {
-            assert_eq!(envoy.get("/", &[("authorization", &header)]).status, 401);
-        }
-        let per = started.elapsed() / N;
-        println!("verification_cost: {what}: {per:?} per request ({N} requests)");
-    }
-}
