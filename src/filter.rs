@@ -17,7 +17,8 @@ use crate::auth::{AuthError, CREDENTIAL_CACHE_CAPACITY};
 use crate::plan::{Plan, Request, State};
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(host_log_level());
+    // No host calls here: Envoy refuses them during `_initialize`.
+    proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
@@ -90,6 +91,7 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        proxy_wasm::set_log_level(host_log_level());
         log::info!("canary-gate {} started", crate::VERSION);
         true
     }

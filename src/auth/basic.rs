@@ -27,6 +27,11 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// bcrypt costs accepted at configure time. Cost 12 is about 0.25 s of one
+/// Envoy worker per first request of a credential; more would stall the worker.
+pub const MIN_BCRYPT_COST: u32 = 4;
+pub const MAX_BCRYPT_COST: u32 = 12;
+
 /// How many verified credentials a VM remembers.
 pub const CREDENTIAL_CACHE_CAPACITY: usize = 1024;
 
@@ -160,10 +165,17 @@ fn parse_htpasswd_line(path: &str, line: &str) -> Result<User, ConfigError> {
         ));
     }
     let hash = if hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$") {
-        if hash.parse::<bcrypt::HashParts>().is_err() {
+        let parts = hash.parse::<bcrypt::HashParts>().map_err(|_| {
+            ConfigError::new(path, format!("user \"{name}\" has a malformed bcrypt hash"))
+        })?;
+        // Each first request of a credential runs bcrypt on an Envoy worker thread.
+        if !(MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&parts.get_cost()) {
             return Err(ConfigError::new(
                 path,
-                format!("user \"{name}\" has a malformed bcrypt hash"),
+                format!(
+                    "user \"{name}\" has bcrypt cost {}; use {MIN_BCRYPT_COST} to {MAX_BCRYPT_COST} (htpasswd -B -C 5)",
+                    parts.get_cost()
+                ),
             ));
         }
         PasswordHash::Bcrypt(hash.to_string())
@@ -318,6 +330,32 @@ mod tests {
     }
 
     #[test]
+    fn published_bcrypt_vectors_verify() {
+        // OpenBSD / John the Ripper bcrypt test vectors.
+        for (password, hash) in [
+            (
+                "U*U",
+                "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+            ),
+            (
+                "U*U*",
+                "$2a$05$CCCCCCCCCCCCCCCCCCCCC.VGOzA784oUp/Z0DY336zx7pLYAy0lwK",
+            ),
+            (
+                "",
+                "$2a$05$CCCCCCCCCCCCCCCCCCCCC.7uG0VCzI2bS7j6ymqJi9CdcdxiRTWNy",
+            ),
+        ] {
+            let a = BasicAuth::new("r".into(), &[format!("u:{hash}")]).unwrap();
+            assert_eq!(
+                a.verify(Some(&header(&format!("u:{password}"))), &mut cache()),
+                Ok("u"),
+                "{password:?}"
+            );
+        }
+    }
+
+    #[test]
     fn htpasswd_formats_2a_2b_2y_all_accepted() {
         let h = bcrypt::hash_with_salt("pw", 4, [3u8; 16]).unwrap();
         for v in [
@@ -449,6 +487,13 @@ mod tests {
             "auth.users[1]: user \"y\" has a malformed bcrypt hash"
         );
         assert!(!e.to_string().contains("tooshort"));
+        // A cost-13 hash (only the cost field is read at configure time).
+        let slow = alice_bcrypt().replacen("$04$", "$13$", 1);
+        let e = BasicAuth::new("r".into(), &[format!("s:{slow}")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "auth.users[0]: user \"s\" has bcrypt cost 13; use 4 to 12 (htpasswd -B -C 5)"
+        );
         let e = BasicAuth::new("r".into(), &["z:$apr1$abc$def".into()]).unwrap_err();
         assert_eq!(e.to_string(), "auth.users[0]: user \"z\" has an unsupported hash scheme; use bcrypt (htpasswd -B) or {SHA} (htpasswd -s)");
         let e = BasicAuth::new("r".into(), &["nocolon".into()]).unwrap_err();
