@@ -605,7 +605,6 @@ measure() { # ROUND ROW
 # --------------------------------------------------------------------------
 # Run
 # --------------------------------------------------------------------------
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 UPTIME_BEFORE=$(uptime)
 log "Envoy $ENVOY_VERSION_LINE; wasm runtime $WASM_RUNTIME"
 if [[ $PIN == 1 ]]; then
