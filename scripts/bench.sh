@@ -2,16 +2,19 @@
 # Throughput and latency of canary-gate inside Envoy, side by side with no
 # filter, Envoy's native filters and a minimal wasm filter (issue 5).
 #
-#   scripts/bench.sh                      # full run: 3 rounds x 10 s per variant
+#   scripts/bench.sh                      # full run: 3 rounds x 10 s per variant (~8 min)
 #   BENCH_ROUNDS=1 BENCH_DURATION=3 BENCH_WARMUP=1 scripts/bench.sh   # smoke, < 2 min once built
+#   BENCH_ROUNDS=10 BENCH_DURATION=3 scripts/bench.sh   # busy machine: finer interleaving
 #
-# Layout (2 cores): the proxy Envoy under test runs with --concurrency 1 pinned
+# Layout (2 cores): each proxy Envoy under test runs with --concurrency 1 pinned
 # to one core; wrk and the upstream Envoy (a separate process answering with
-# direct_response) share the other core. Each variant gets a fresh proxy Envoy,
-# a warm-up, then a measured wrk run; variants alternate (A B C ... then
-# ... C B A) for BENCH_ROUNDS rounds and the table reports medians. A row is
-# INVALID if any response in any round was not 2xx (counted by the proxy's own
-# downstream_rq_2xx/completed stats and by wrk) or wrk saw socket errors.
+# direct_response) share the other core. Every variant gets its own proxy
+# Envoy, started, checked (2xx with the row's headers; 401/403 without them
+# for auth rows) and warmed up once; then the variants are measured in turn
+# (A B C ... then ... C B A) for BENCH_ROUNDS rounds and the table reports
+# medians. A row is INVALID if any response in any round was not 2xx (counted
+# by the proxy's own downstream_rq_2xx/completed stats and by wrk), wrk saw
+# socket errors, or a check failed.
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=3 BENCH_DURATION=10 BENCH_WARMUP=3 BENCH_CONNECTIONS=16
@@ -509,6 +512,9 @@ stats() { # ADMIN -> "completed 2xx v1 v2"
         END { printf "%d %d %d %d\n", c, ok, v1, v2 }'
 }
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+proc_cpu_ns() { # on-CPU time of all threads of PID, in ns (schedstat: finer than ticks)
+    cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
+}
 cpu_ticks() { # CPU -> "busy total"
     awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; print b, t }' /proc/stat
 }
@@ -528,53 +534,78 @@ status_of() { # PORT [HEADERS...] -> HTTP status of one GET /
 
 CLK_TCK=$(getconf CLK_TCK)
 RESULTS="$RUN/runs.tsv"
-printf 'round\tvariant\trps\tp50_us\tp99_us\tnon2xx\twrk_non2xx_3xx\tsocket_errors\tv2_share\tproxy_cpu\tforeign_cpu0\tload_core_busy\trss_kb\tnote\n' >"$RESULTS"
+printf 'round\tvariant\trps\tp50_us\tp99_us\tnon2xx\twrk_non2xx_3xx\tsocket_errors\tv2_share\tproxy_cpu\tproxy_cpu_us_per_req\tforeign_proxy_core\tload_core_busy\tforeign_load_core\trss_kb\tnote\n' >"$RESULTS"
 
-measure() { # ROUND ROW
-    local round=$1 name=$2 h
-    local headers=() wrkargs=()
-    while IFS= read -r h; do [[ -z $h ]] || headers+=("$h"); done <<<"${R_HEADERS[$name]}"
-    while IFS= read -r h; do [[ -z $h ]] || wrkargs+=("$h"); done <<<"${R_WRKARGS[$name]}"
-    local cfg="$RUN/proxy-$name.yaml"
+# One proxy Envoy per variant, started, checked and warmed up once, then kept
+# for all rounds (idle ones cost nothing measurable), so that rounds can be
+# short and many without paying Envoy's start-up each time.
+declare -A P_PID P_ADMIN P_PORT P_NOTE
+row_args() { # ROW FIELD -> the row's headers or wrk args, one per line, into ARGS
+    local h
+    ARGS=()
+    while IFS= read -r h; do [[ -z $h ]] || ARGS+=("$h"); done <<<"$2"
+}
+
+prepare() { # ROW
+    local name=$1 code cfg="$RUN/proxy-$1.yaml"
     proxy_config "$name" "$UPSTREAM_PORT" >"$cfg"
+    P_NOTE[$name]=""
     if ! start_envoy "proxy-$name" "$cfg" "$PROXY_CPU"; then
-        printf '%s\t%s\t\t\t\t0\t0\t0\tnan\t\t\t\t\t%s\n' "$round" "$name" "$START_ERROR" >>"$RESULTS"
+        P_NOTE[$name]=$START_ERROR
         return 0
     fi
-    local pid=$ENVOY_PID admin=$ENVOY_ADMIN port=$ENVOY_PORT note=""
-
-    local code
-    code=$(status_of "$port" "${headers[@]}")
-    [[ $code == 2?? ]] || note="check request got $code"
+    P_PID[$name]=$ENVOY_PID P_ADMIN[$name]=$ENVOY_ADMIN P_PORT[$name]=$ENVOY_PORT
+    row_args "$name" "${R_HEADERS[$name]}"
+    local headers=("${ARGS[@]}") hargs=() h
+    code=$(status_of "$ENVOY_PORT" "${headers[@]}")
+    [[ $code == 2?? ]] || P_NOTE[$name]="check request got $code"
     if [[ ${R_AUTH[$name]} == 1 ]]; then
-        code=$(status_of "$port")
-        [[ $code == 401 || $code == 403 ]] || note="${note:+$note; }no credentials got $code, not 401/403"
+        code=$(status_of "$ENVOY_PORT")
+        [[ $code == 401 || $code == 403 ]] ||
+            P_NOTE[$name]="${P_NOTE[$name]:+${P_NOTE[$name]}; }no credentials got $code, not 401/403"
     fi
-
-    local hargs=()
     for h in "${headers[@]}"; do hargs+=(-H "$h"); done
-    local url="http://127.0.0.1:$port/"
+    row_args "$name" "${R_WRKARGS[$name]}"
     if ((WARMUP > 0)); then
         pinned "$LOAD_CPU" timeout $((WARMUP + 30)) wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
-            "${hargs[@]}" "${wrkargs[@]}" "$url" >/dev/null 2>&1 || true
+            "${hargs[@]}" "${ARGS[@]}" "http://127.0.0.1:$ENVOY_PORT/" >/dev/null 2>&1 || true
     fi
+    log "ready: $(printf '%-18s' "$name") port $ENVOY_PORT pid $ENVOY_PID ${P_NOTE[$name]}"
+}
 
-    local s0 s1 p0 p1 c0 c1 l0 l1 t0 t1 out="$RUN/wrk-$round-$name.txt"
+measure() { # ROUND ROW
+    local round=$1 name=$2 note=${P_NOTE[$2]} h
+    if [[ -z ${P_PID[$name]:-} ]]; then
+        printf '%s\t%s\t\t\t\t0\t0\t0\tnan\t\t\t\t\t\t\t%s\n' "$round" "$name" "$note" >>"$RESULTS"
+        return 0
+    fi
+    local pid=${P_PID[$name]} admin=${P_ADMIN[$name]} port=${P_PORT[$name]}
+    row_args "$name" "${R_HEADERS[$name]}"
+    local hargs=()
+    for h in "${ARGS[@]}"; do hargs+=(-H "$h"); done
+    row_args "$name" "${R_WRKARGS[$name]}"
+
+    local s0 s1 n0 n1 p0 p1 u0 u1 c0 c1 l0 l1 t0 t1 wrk_cpu out="$RUN/wrk-$round-$name.txt"
     s0=$(stats "$admin")
+    n0=$(proc_cpu_ns "$pid")
     p0=$(proc_ticks "$pid")
+    u0=$(proc_ticks "$UPSTREAM_PID")
     c0=$(cpu_ticks "$PROXY_CPU")
     l0=$(cpu_ticks "$LOAD_CPU")
     t0=$(date +%s.%N)
-    pinned "$LOAD_CPU" timeout $((DURATION + 30)) wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 2s \
-        --latency "${hargs[@]}" "${wrkargs[@]}" "$url" >"$out" 2>&1 || note="${note:+$note; }wrk failed"
+    # `time` gives wrk's own CPU seconds (user + sys), to tell it from foreign load on its core.
+    wrk_cpu=$({ TIMEFORMAT='%3U %3S'; time pinned "$LOAD_CPU" timeout $((DURATION + 30)) wrk -t1 \
+        -c"$CONNECTIONS" -d"${DURATION}s" --timeout 2s --latency "${hargs[@]}" "${ARGS[@]}" \
+        "http://127.0.0.1:$port/" >"$out" 2>&1; } 2>&1) || note="${note:+$note; }wrk failed"
     t1=$(date +%s.%N)
     s1=$(stats "$admin")
+    n1=$(proc_cpu_ns "$pid")
     p1=$(proc_ticks "$pid")
+    u1=$(proc_ticks "$UPSTREAM_PID")
     c1=$(cpu_ticks "$PROXY_CPU")
     l1=$(cpu_ticks "$LOAD_CPU")
     local rss
     rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
-    stop_pid "$pid"
 
     local rps p50 p99 wrk_bad sock
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
@@ -585,21 +616,25 @@ measure() { # ROUND ROW
     read -r sc0 sk0 sa0 sb0 <<<"$s0"
     read -r sc1 sk1 sa1 sb1 <<<"$s1"
     local non2xx=$(((sc1 - sc0) - (sk1 - sk0))) routed=$(((sa1 - sa0) + (sb1 - sb0)))
-    local secs share cpu foreign load
+    local secs share cpu us_per_req foreign load foreign_load
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
     share=$(awk -v a=$((sb1 - sb0)) -v n=$routed 'BEGIN { if (n > 0) printf "%.4f", a / n; else print "nan" }')
-    cpu=$(awk -v d=$((p1 - p0)) -v t="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.3f", d / t / s }')
+    cpu=$(awk -v d=$((n1 - n0)) -v s="$secs" 'BEGIN { printf "%.3f", d / 1e9 / s }')
+    us_per_req=$(awk -v d=$((n1 - n0)) -v n=$((sc1 - sc0)) 'BEGIN { if (n > 0) printf "%.1f", d / 1000 / n; else print "nan" }')
     read -r cb0 ct0 <<<"$c0"
     read -r cb1 ct1 <<<"$c1"
-    foreign=$(awk -v b=$((cb1 - cb0)) -v t=$((ct1 - ct0)) -v p=$((p1 - p0)) 'BEGIN { f = (t > 0) ? (b - p) / t : 0; if (f < 0) f = 0; printf "%.3f", f }')
+    foreign=$(awk -v b=$((cb1 - cb0)) -v t=$((ct1 - ct0)) -v p=$((p1 - p0)) \
+        'BEGIN { f = (t > 0) ? (b - p) / t : 0; if (f < 0) f = 0; printf "%.3f", f }')
     read -r lb0 lt0 <<<"$l0"
     read -r lb1 lt1 <<<"$l1"
     load=$(awk -v b=$((lb1 - lb0)) -v t=$((lt1 - lt0)) 'BEGIN { printf "%.3f", (t > 0) ? b / t : 0 }')
+    foreign_load=$(awk -v b=$((lb1 - lb0)) -v t=$((lt1 - lt0)) -v u=$((u1 - u0)) -v w="$wrk_cpu" -v k="$CLK_TCK" \
+        'BEGIN { split(w, x, " "); f = (t > 0) ? (b - u - (x[1] + x[2]) * k) / t : 0; if (f < 0) f = 0; printf "%.3f", f }')
     [[ -n $rps ]] || { rps=0; note="${note:+$note; }no wrk result"; }
 
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$p50" "$p99" \
-        "$non2xx" "${wrk_bad:-0}" "${sock:-0}" "$share" "$cpu" "$foreign" "$load" "$rss" "$note" >>"$RESULTS"
-    log "round $round $(printf '%-18s' "$name") $(printf '%9s' "$rps") req/s  p50 ${p50}us  p99 ${p99}us  non-2xx $non2xx  proxy cpu $cpu  ${note}"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$p50" "$p99" \
+        "$non2xx" "${wrk_bad:-0}" "${sock:-0}" "$share" "$cpu" "$us_per_req" "$foreign" "$load" "$foreign_load" "$rss" "$note" >>"$RESULTS"
+    log "round $round $(printf '%-18s' "$name") $(printf '%9s' "$rps") req/s  p50 ${p50}us  p99 ${p99}us  non-2xx $non2xx  proxy cpu $cpu (${us_per_req}us/req)  foreign $foreign/$foreign_load  ${note}"
 }
 
 # --------------------------------------------------------------------------
@@ -621,6 +656,7 @@ start_envoy upstream "$RUN/upstream.yaml" "$LOAD_CPU" || die "upstream Envoy: $S
 UPSTREAM_PID=$ENVOY_PID UPSTREAM_PORT=$ENVOY_PORT
 [[ $(status_of "$UPSTREAM_PORT") == 200 ]] || die "upstream Envoy does not answer 200"
 
+for v in "${SELECTED[@]}"; do prepare "$v"; done
 for ((round = 1; round <= ROUNDS; round++)); do
     order=("${SELECTED[@]}")
     if ((round % 2 == 0)); then # reverse every other round: drift cancels out
@@ -629,6 +665,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     fi
     for v in "${order[@]}"; do measure "$round" "$v"; done
 done
+for v in "${SELECTED[@]}"; do [[ -z ${P_PID[$v]:-} ]] || stop_pid "${P_PID[$v]}"; done
 UPSTREAM_RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$UPSTREAM_PID/status")
 stop_pid "$UPSTREAM_PID"
 UPTIME_AFTER=$(uptime)
@@ -686,6 +723,12 @@ def ratio(a, b):
         return "—"
     return f"{ra / rb:.3f} ({b})"
 
+def cpu_req(name, floor):
+    c, f = med(name, "proxy_cpu_us_per_req"), med(floor, "proxy_cpu_us_per_req") if floor else None
+    if c is None:
+        return "—"
+    return f"{c:.1f}" + (f" ({c / f:.3f})" if f else "")
+
 def ms(us):
     return "—" if us is None else f"{us / 1000:.3f}"
 
@@ -694,34 +737,36 @@ print()
 print("- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT")
 print("- machine: $NCPU cores, $CPU_MODEL; Envoy $ENVOY_VERSION_LINE, wasm runtime envoy.wasm.runtime.$WASM_RUNTIME")
 print("- layout: $LAYOUT")
-print("- method: per variant a fresh proxy Envoy, ${WARMUP}s warm-up, then \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\`; "
-      "$ROUNDS round(s), variants alternated (order reversed every other round); medians over rounds")
+print("- method: one proxy Envoy per variant, started and warmed up (${WARMUP}s of wrk) once; then $ROUNDS round(s) of "
+      "\`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\` against each variant in turn (order reversed every other round); "
+      "medians over rounds")
 print("- load before: \`$UPTIME_BEFORE\`")
 print("- load after: \`$UPTIME_AFTER\`")
 print("- .wasm sizes: canary_gate.wasm $(stat -c %s "$GATE_WASM") bytes; minimal_filter.wasm $(stat -c %s "$MINIMAL_WASM") bytes")
 print("- command: \`${BENCH_CMD:-scripts/bench.sh}\` (BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_CONNECTIONS=$CONNECTIONS)")
 print()
-print("| variant | req/s (median) | × no filter | × native equivalent | × wasm floor | p50 ms | p99 ms | non-2xx |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| variant | req/s (median) | × no filter | × native equivalent | × wasm floor | p50 ms | p99 ms | non-2xx | proxy CPU µs/req (× floor) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, desc, native, floor, _ in rows:
     rps = med(name, "rps")
     bad = invalid(name)
     non2xx = sum(int(r["non2xx"]) for r in runs if r["variant"] == name)
     label = f"**{name}**: {desc}" + (f" — **INVALID** ({'; '.join(bad)})" if bad else "")
     print(f"| {label} | {fmt(rps, ',.0f')} | {ratio(name, 'none') if name != 'none' else '1.000'} | {ratio(name, native)} "
-          f"| {ratio(name, floor)} | {ms(med(name, 'p50_us'))} | {ms(med(name, 'p99_us'))} | {non2xx} |")
+          f"| {ratio(name, floor)} | {ms(med(name, 'p50_us'))} | {ms(med(name, 'p99_us'))} | {non2xx} | {cpu_req(name, floor)} |")
 print()
 print("Run health (medians over rounds): req/s spread is (max − min) / median; proxy CPU is the proxy Envoy's")
-print("CPU time per wall second (1.0 = its core saturated); foreign is other processes' share of the proxy's core;")
-print("load core is how busy the wrk + upstream core was; canary share is the fraction routed to cluster v2; RSS is")
-print("the proxy Envoy's VmRSS after the run.")
+print("CPU time per wall second (1.0 = its core saturated); foreign is the share of a core used by processes other")
+print("than this benchmark's (other work on the machine: anything above ~0.05 makes the figures noisy); load core is")
+print("how busy the wrk + upstream core was in total; canary share is the fraction routed to cluster v2; RSS is the")
+print("proxy Envoy's VmRSS after its last round.")
 print()
-print("| variant | rounds | req/s spread | proxy CPU | foreign on proxy core | load core busy | canary share | proxy RSS MiB |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| variant | rounds | req/s spread | proxy CPU | foreign on proxy core | load core busy | foreign on load core | canary share | proxy RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, *_ in rows:
     n = len(measured(name))
-    print(f"| {name} | {n} | {spread(name)} | {fmt(med(name, 'proxy_cpu'), '.2f')} | {fmt(med(name, 'foreign_cpu0'), '.2f')} "
-          f"| {fmt(med(name, 'load_core_busy'), '.2f')} | {fmt(med(name, 'v2_share'), '.3f')} | {fmt(med(name, 'rss_kb'), '.1f', 1024)} |")
+    print(f"| {name} | {n} | {spread(name)} | {fmt(med(name, 'proxy_cpu'), '.2f')} | {fmt(med(name, 'foreign_proxy_core'), '.2f')} "
+          f"| {fmt(med(name, 'load_core_busy'), '.2f')} | {fmt(med(name, 'foreign_load_core'), '.2f')} | {fmt(med(name, 'v2_share'), '.3f')} | {fmt(med(name, 'rss_kb'), '.1f', 1024)} |")
 print()
 print(f"Upstream Envoy RSS at the end: {int('${UPSTREAM_RSS:-0}') / 1024:.1f} MiB. Raw per-round figures: \`.tmp/bench/run-$STAMP/runs.tsv\`.")
 PY
