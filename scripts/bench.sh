@@ -509,11 +509,11 @@ stats() { # ADMIN -> "completed 2xx v1 v2"
         $1 == "http.bench.downstream_rq_2xx" { ok = $2 }
         $1 == "cluster.v1.upstream_rq_total" { v1 = $2 }
         $1 == "cluster.v2.upstream_rq_total" { v2 = $2 }
-        END { printf "%d %d %d %d\n", c, ok, v1, v2 }'
+        END { printf "%.0f %.0f %.0f %.0f\n", c, ok, v1, v2 }'
 }
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 proc_cpu_ns() { # on-CPU time of all threads of PID, in ns (schedstat: finer than ticks)
-    cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
+    cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 cpu_ticks() { # CPU -> "busy total"
     awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; print b, t }' /proc/stat
