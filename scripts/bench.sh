@@ -27,6 +27,7 @@
 #   BENCH_SKIP_BUILD=1                      use the .wasm files already built
 #   BENCH_GATE_WASM=path/to/canary_gate.wasm measure another build (e.g. opt-level 3)
 #   BENCH_PROFILE=1                         add a perf profile per variant (where the CPU goes)
+#   BENCH_PROFILE_SECONDS=8                 length of each profiled window
 #
 # Adding a variant is one `row` call in define_rows below.
 
@@ -215,23 +216,26 @@ export JWKS JWKS_RS256 JWKS_ES256 # for rows that want them in a config
 # Variants. One `row` call each:
 #   row NAME --desc TEXT --route plain|weighted|header
 #       [--filter SPEC]... [--header "name: value"]... [--wrk-arg ARG]...
-#       [--native ROW] [--floor ROW] [--auth]
+#       [--native ROW] [--floor ROW] [--twin ROW] [--auth]
 # Filter SPECs: basic_auth | api_key_auth | jwt_authn | jwt_authn_cached |
-#               wasm-minimal | gate:<canary-gate JSON configuration>
+#               wasm-minimal | wasm-minimal:<hostcalls to replay, see
+#               benches/minimal-filter> | gate:<canary-gate JSON configuration>
 # Routes: plain = cluster v1; weighted = weighted_clusters v1 90 / v2 10;
 #         header = cluster_header x-canary-upstream (what canary-gate writes).
-# --native / --floor name the rows this one is compared with. --auth: a
+# --native / --floor / --twin name the rows this one is compared with (the
+# twin makes the same hostcalls with no logic: the gap to it is the logic's,
+# the twin's gap to the floor is the extra hostcalls'). --auth: a
 # request without the row's headers must be refused (401/403), checked once
 # per proxy start, so an auth row can't silently measure an open door.
 # --------------------------------------------------------------------------
 ROWS=()
-declare -A R_DESC R_ROUTE R_FILTERS R_HEADERS R_WRKARGS R_NATIVE R_FLOOR R_AUTH
+declare -A R_DESC R_ROUTE R_FILTERS R_HEADERS R_WRKARGS R_NATIVE R_FLOOR R_TWIN R_AUTH
 row() {
     local name=$1
     shift
     ROWS+=("$name")
     R_DESC[$name]="" R_ROUTE[$name]=plain R_FILTERS[$name]="" R_HEADERS[$name]=""
-    R_WRKARGS[$name]="" R_NATIVE[$name]="" R_FLOOR[$name]="" R_AUTH[$name]=0
+    R_WRKARGS[$name]="" R_NATIVE[$name]="" R_FLOOR[$name]="" R_TWIN[$name]="" R_AUTH[$name]=0
     while (($#)); do
         case $1 in
         --desc) R_DESC[$name]=$2 ;;
@@ -241,6 +245,7 @@ row() {
         --wrk-arg) R_WRKARGS[$name]+="$2"$'\n' ;;
         --native) R_NATIVE[$name]=$2 ;;
         --floor) R_FLOOR[$name]=$2 ;;
+        --twin) R_TWIN[$name]=$2 ;;
         --auth)
             R_AUTH[$name]=1
             shift
@@ -269,14 +274,20 @@ define_rows() {
 
     row wasm-minimal --desc "minimal wasm filter: sets one request header (the wasm floor)" --route header \
         --filter wasm-minimal
+    row wasm-hostcalls-random --desc "minimal wasm filter replaying gate-random's 3 hostcalls, no logic" --route header \
+        --filter "wasm-minimal:remove x-canary-consumer; set x-canary-upstream v1; counter bench.routed" \
+        --floor wasm-minimal
+    row wasm-hostcalls-key --desc "minimal wasm filter replaying gate-header-key's 8 hostcalls, no logic" --route header \
+        --filter "wasm-minimal:remove x-canary-consumer; get x-api-key; get x-user; remove x-api-key; set x-canary-consumer alice; counter bench.allowed; set x-canary-upstream v1; counter bench.routed" \
+        --header "x-user: user-42" --header "x-api-key: $API_KEY" --floor wasm-minimal
 
     row gate-random --desc "canary-gate: random split 90/10, no auth" --route header \
         --filter 'gate:{"primary":"v1","canaries":[{"name":"v2","percent":10}]}' \
-        --native native-split --floor wasm-minimal
+        --native native-split --floor wasm-minimal --twin wasm-hostcalls-random
     row gate-header-key --desc "canary-gate: header-hash split 90/10 + access key" --route header \
         --filter "gate:{\"primary\":\"v1\",\"canaries\":[{\"name\":\"v2\",\"percent\":10}],\"split\":{\"by\":\"header\",\"name\":\"x-user\"},\"auth\":{\"mode\":\"access_key\",\"keys\":[{\"consumer\":\"alice\",\"sha256\":\"$API_KEY_SHA256\"}]}}" \
         --header "x-user: user-42" --header "x-api-key: $API_KEY" \
-        --native native-apikey --floor wasm-minimal --auth
+        --native native-apikey --floor wasm-minimal --twin wasm-hostcalls-key --auth
     row gate-basic --desc "canary-gate: random split 90/10 + Basic bcrypt cost 5 (repeat client, cached)" --route header \
         --filter "gate:{\"primary\":\"v1\",\"canaries\":[{\"name\":\"v2\",\"percent\":10}],\"auth\":{\"mode\":\"basic\",\"users\":[\"$BASIC_USER:$BASIC_BCRYPT\"]}}" \
         --header "$BASIC_HEADER" \
@@ -300,6 +311,7 @@ if [[ -n ${BENCH_VARIANTS:-} ]]; then
         want[$v]=1
         [[ -z ${R_NATIVE[$v]} ]] || want[${R_NATIVE[$v]}]=1
         [[ -z ${R_FLOOR[$v]} ]] || want[${R_FLOOR[$v]}]=1
+        [[ -z ${R_TWIN[$v]} ]] || want[${R_TWIN[$v]}]=1
     done
     want[none]=1
     SELECTED=()
@@ -378,6 +390,7 @@ EOF
     jwt_authn) jwt_filter_yaml 0 ;;
     jwt_authn_cached) jwt_filter_yaml 1 ;;
     wasm-minimal) wasm_filter_yaml minimal-filter "$MINIMAL_WASM" ;;
+    wasm-minimal:*) wasm_filter_yaml minimal-filter "$MINIMAL_WASM" "${1#wasm-minimal:}" ;;
     gate:*) wasm_filter_yaml canary-gate "$GATE_WASM" "${1#gate:}" ;;
     *) die "unknown filter spec ${1%%:*}" ;;
     esac
@@ -680,7 +693,7 @@ profile_row() { # ROW
     local hargs=()
     for h in "${ARGS[@]}"; do hargs+=(-H "$h"); done
     row_args "$name" "${R_WRKARGS[$name]}"
-    local window=$((DURATION > 4 ? DURATION - 2 : 2)) wrk_pid s0 s1 c0 c1 req
+    local window=${BENCH_PROFILE_SECONDS:-8} wrk_pid s0 s1 c0 c1 req
     pinned "$LOAD_CPU" timeout $((window + 32)) wrk -t1 -c"$CONNECTIONS" -d"$((window + 2))s" --timeout 2s \
         "${hargs[@]}" "${ARGS[@]}" "http://127.0.0.1:$port/" >"$RUN/profile-wrk-$name.txt" 2>&1 &
     wrk_pid=$!
@@ -732,7 +745,7 @@ log "load after: $UPTIME_AFTER"
 ROWS_TSV="$RUN/rows.tsv"
 : >"$ROWS_TSV"
 for v in "${SELECTED[@]}"; do
-    printf '%s\t%s\t%s\t%s\t%s\n' "$v" "${R_DESC[$v]}" "${R_NATIVE[$v]}" "${R_FLOOR[$v]}" "${R_FILTERS[$v]//$'\n'/ }" >>"$ROWS_TSV"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$v" "${R_DESC[$v]}" "${R_NATIVE[$v]}" "${R_FLOOR[$v]}" "${R_TWIN[$v]}" >>"$ROWS_TSV"
 done
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -800,15 +813,15 @@ print("- load after: \`$UPTIME_AFTER\`")
 print("- .wasm sizes: canary_gate.wasm $(stat -c %s "$GATE_WASM") bytes; minimal_filter.wasm $(stat -c %s "$MINIMAL_WASM") bytes")
 print("- command: \`${BENCH_CMD:-scripts/bench.sh}\` (BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_CONNECTIONS=$CONNECTIONS)")
 print()
-print("| variant | req/s (median) | × no filter | × native equivalent | × wasm floor | p50 ms | p99 ms | non-2xx | proxy CPU µs/req (× floor) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for name, desc, native, floor, _ in rows:
+print("| variant | req/s (median) | × no filter | × native equivalent | × wasm floor | × same hostcalls, no logic | p50 ms | p99 ms | non-2xx | proxy CPU µs/req (× floor) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for name, desc, native, floor, twin in rows:
     rps = med(name, "rps")
     bad = invalid(name)
     non2xx = sum(int(r["non2xx"]) for r in runs if r["variant"] == name)
     label = f"**{name}**: {desc}" + (f" — **INVALID** ({'; '.join(bad)})" if bad else "")
     print(f"| {label} | {fmt(rps, ',.0f')} | {ratio(name, 'none') if name != 'none' else '1.000'} | {ratio(name, native)} "
-          f"| {ratio(name, floor)} | {ms(med(name, 'p50_us'))} | {ms(med(name, 'p99_us'))} | {non2xx} | {cpu_req(name, floor)} |")
+          f"| {ratio(name, floor)} | {ratio(name, twin)} | {ms(med(name, 'p50_us'))} | {ms(med(name, 'p99_us'))} | {non2xx} | {cpu_req(name, floor)} |")
 print()
 print("Run health (medians over rounds): req/s spread is (max − min) / median; proxy CPU is the proxy Envoy's")
 print("CPU time per wall second (1.0 = its core saturated); foreign is the share of a core used by processes other")
