@@ -1,0 +1,176 @@
+//! The per-request logic on the native target: [`Plan::decide`] as the filter
+//! calls it once per request, with the plan compiled once as `on_configure`
+//! does. Headers come from a HashMap and are cloned on each read, as the
+//! proxy-wasm host hands back an owned `String` per header.
+//!
+//! Run: `cargo bench --bench decide` (add `-- --quick` for a short run).
+//! The Envoy-level figures come from `scripts/bench.sh`.
+
+// Benchmark set-up may fail loudly: a broken fixture must stop the run.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use canary_gate::auth::CREDENTIAL_CACHE_CAPACITY;
+use canary_gate::config::parse;
+use canary_gate::plan::{Plan, Request, State};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+/// Request headers, lowercase names, pseudo-headers included.
+struct Headers(HashMap<String, String>);
+
+impl Headers {
+    /// A typical request plus `extra`.
+    fn new(extra: &[(&str, &str)]) -> Self {
+        let mut map: HashMap<String, String> = [
+            (":method", "POST"),
+            (":path", "/v1/predict"),
+            (":authority", "models.example.com"),
+            (":scheme", "http"),
+            ("user-agent", "bench/1.0"),
+            ("accept", "application/json"),
+            ("content-type", "application/json"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            map.insert(k.to_string(), v.to_string());
+        }
+        Headers(map)
+    }
+}
+
+impl Request for Headers {
+    fn header(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+/// The same fixtures as the Envoy rows in scripts/bench.sh.
+const API_KEY: &str = "bench-access-key-0123456789";
+/// bcrypt cost 5 of "bench-password".
+const BCRYPT: &str = "$2b$05$lg/henqMEcqF2UbftNXUhOxxl5rgN2Sc15ozn1WN//YRA0tpSUIte";
+/// "Basic " + base64("bench:bench-password")
+const BASIC_HEADER: &str = "Basic YmVuY2g6YmVuY2gtcGFzc3dvcmQ=";
+
+fn plan(json: &str) -> Plan {
+    parse(json.as_bytes()).unwrap_or_else(|e| panic!("bench config rejected: {e}"))
+}
+
+fn state() -> State {
+    State::new(42, CREDENTIAL_CACHE_CAPACITY)
+}
+
+/// Benchmarks one decision; checks once, outside the timing, that it succeeds.
+fn bench_decide(c: &mut Criterion, name: &str, plan: &Plan, req: &Headers) {
+    let mut state = state();
+    if plan.decide(req, &mut state, NOW).forwarded().is_none() {
+        panic!("{name}: the fixture request is not forwarded");
+    }
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            let d = plan.decide(black_box(req), &mut state, NOW);
+            black_box(d.forwarded().map(|d| d.upstream));
+        })
+    });
+}
+
+fn decide(c: &mut Criterion) {
+    let random = plan(r#"{"primary":"v1","canaries":[{"name":"v2","percent":10}]}"#);
+    bench_decide(c, "decide/random_split", &random, &Headers::new(&[]));
+
+    let digest = sha256_hex(API_KEY);
+    let keyed = plan(&format!(
+        r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":10}}],"split":{{"by":"header","name":"x-user"}},
+            "auth":{{"mode":"access_key","keys":[{{"consumer":"alice","sha256":"{digest}"}}]}}}}"#
+    ));
+    let req = Headers::new(&[("x-user", "user-42"), ("x-api-key", API_KEY)]);
+    bench_decide(c, "decide/header_split_access_key", &keyed, &req);
+
+    let keyed_query = plan(&format!(
+        r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":10}}],"split":{{"by":"header","name":"x-user"}},
+            "auth":{{"mode":"access_key","query":"api_key","keys":[{{"consumer":"alice","sha256":"{digest}"}}]}}}}"#
+    ));
+    let path = format!("/v1/predict?model=m1&api_key={API_KEY}");
+    let req = Headers::new(&[("x-user", "user-42"), (":path", &path)]);
+    bench_decide(
+        c,
+        "decide/header_split_access_key_in_query",
+        &keyed_query,
+        &req,
+    );
+
+    let basic = plan(&format!(
+        r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":10}}],
+            "auth":{{"mode":"basic","users":["bench:{BCRYPT}"]}}}}"#
+    ));
+    let req = Headers::new(&[("authorization", BASIC_HEADER)]);
+    // The first call runs bcrypt and fills the cache; every timed call hits it.
+    bench_decide(c, "decide/basic_bcrypt5_cached", &basic, &req);
+
+    // For scale: what the cache saves (a new client, or an evicted entry).
+    let mut group = c.benchmark_group("decide");
+    group.sample_size(10);
+    group.bench_function("basic_bcrypt5_uncached", |b| {
+        b.iter_batched_ref(
+            state,
+            |s| {
+                black_box(
+                    basic
+                        .decide(black_box(&req), s, NOW)
+                        .forwarded()
+                        .map(|d| d.upstream),
+                )
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
+    // OAuth2: JWTs from tests/fixtures/oauth2 (minted with openssl, valid until 2100) checked
+    // against the fixture JWKS. "cached": the verdict cache answers (the repeat client);
+    // "uncached": a fresh state per call, so every call parses and verifies the signature.
+    let tokens: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/fixtures/oauth2/tokens.json"))
+            .unwrap_or_default();
+    let jwks = include_str!("../tests/fixtures/oauth2/jwks.json");
+    let oauth2 = plan(&format!(
+        r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":10}}],"split":{{"by":"consumer"}},
+            "auth":{{"mode":"oauth2","issuer":"https://idp.example.com","audiences":["models"],"jwks":{jwks}}}}}"#
+    ));
+    for alg in ["rs256", "es256", "eddsa"] {
+        let token = tokens["tokens"][alg].as_str().unwrap_or_default();
+        let req = Headers::new(&[("authorization", &format!("Bearer {token}"))]);
+        bench_decide(c, &format!("decide/jwt_{alg}_cached"), &oauth2, &req);
+        let mut group = c.benchmark_group("decide");
+        group.sample_size(20);
+        group.bench_function(format!("jwt_{alg}_uncached"), |b| {
+            b.iter_batched_ref(
+                state,
+                |s| {
+                    black_box(
+                        oauth2
+                            .decide(black_box(&req), s, NOW)
+                            .forwarded()
+                            .map(|d| d.upstream),
+                    )
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        group.finish();
+    }
+}
+
+/// 2026-11-29 in Unix seconds: inside every fixture token's validity.
+const NOW: u64 = 1_795_000_000;
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+criterion_group!(benches, decide);
+criterion_main!(benches);
