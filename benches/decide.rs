@@ -141,7 +141,10 @@ fn decide(c: &mut Criterion) {
             "auth":{{"mode":"oauth2","issuer":"https://idp.example.com","audiences":["models"],"jwks":{jwks}}}}}"#
     ));
     for alg in ["rs256", "es256", "eddsa"] {
-        let token = tokens["tokens"][alg].as_str().unwrap_or_default();
+        let token = tokens
+            .pointer(&format!("/tokens/{alg}"))
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
         let req = Headers::new(&[("authorization", &format!("Bearer {token}"))]);
         bench_decide(c, &format!("decide/jwt_{alg}_cached"), &oauth2, &req);
         let mut group = c.benchmark_group("decide");
