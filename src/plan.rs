@@ -163,22 +163,30 @@ impl Plan {
                 auth.remove_headers.push("authorization");
             }
             Authenticator::AccessKey(ak) => {
-                let from_header = req.header(ak.header()).filter(|v| !v.is_empty());
+                let raw_header = req.header(ak.header());
+                let header_sent = raw_header.is_some();
+                let from_header = raw_header.filter(|v| !v.is_empty());
                 let mut from_query = None;
                 if let Some(param) = ak.query() {
                     auth.path = req.header(":path");
-                    if let Some(p) = auth.path.as_deref() {
+                    if let Some((value, new_path)) = auth
+                        .path
+                        .as_deref()
+                        .and_then(|p| take_query_param(p, param))
+                    {
                         if from_header.is_none() {
-                            from_query = query_param(p, param).map(Cow::into_owned);
+                            from_query = Some(value);
                         }
-                        auth.new_path = remove_query_param(p, param);
+                        auth.new_path = Some(new_path);
                     }
                 }
                 match ak.verify(from_header.as_deref().or(from_query.as_deref())) {
                     Ok(consumer) => auth.consumer = Some(Cow::Borrowed(consumer)),
                     Err(e) => return Outcome::Refuse(self.auth.deny(e)),
                 }
-                auth.remove_headers.push(ak.header());
+                if header_sent {
+                    auth.remove_headers.push(ak.header());
+                }
             }
             Authenticator::OAuth2(o) => {
                 let value = req.header("authorization");
@@ -270,8 +278,8 @@ impl Plan {
         } = auth;
 
         if let Some(select) = self.select_header.as_deref() {
-            remove_headers.push(select);
             if let Some(wanted) = req.header(select) {
+                remove_headers.push(select);
                 if let Some(i) = self.upstreams.iter().position(|u| *u == wanted) {
                     return Decision {
                         upstream: i,
@@ -330,28 +338,33 @@ pub fn query_param<'a>(path: &'a str, name: &str) -> Option<Cow<'a, str>> {
 /// `path` without any `name=...` parameter, or `None` if it had none. Other
 /// parameters are kept byte for byte.
 pub fn remove_query_param(path: &str, name: &str) -> Option<String> {
+    take_query_param(path, name).map(|(_, new_path)| new_path)
+}
+
+/// In one pass over the query string: the decoded value of the first `name`
+/// parameter and `path` without any `name=...` parameter (others kept byte for
+/// byte); `None` if the path has no such parameter.
+pub fn take_query_param(path: &str, name: &str) -> Option<(String, String)> {
     let (base, query) = path.split_once('?')?;
-    let mut removed = false;
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            let raw_name = pair.split('=').next().unwrap_or_default();
-            let matches = form_urlencoded::parse(raw_name.as_bytes())
-                .next()
-                .is_some_and(|(k, _)| k == name);
-            removed |= matches;
-            !matches
-        })
-        .collect();
-    if !removed {
-        return None;
+    let mut value = None;
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match form_urlencoded::parse(pair.as_bytes()).next() {
+            Some((k, v)) if k == name => {
+                if value.is_none() {
+                    value = Some(v.into_owned());
+                }
+            }
+            _ => kept.push(pair),
+        }
     }
-    let kept: Vec<&str> = kept.into_iter().filter(|p| !p.is_empty()).collect();
-    Some(if kept.is_empty() {
+    let value = value?;
+    let new_path = if kept.is_empty() {
         base.to_string()
     } else {
         format!("{base}?{}", kept.join("&"))
-    })
+    };
+    Some((value, new_path))
 }
 
 /// The value of the first cookie called `name` across all `Cookie` headers.
@@ -620,7 +633,7 @@ mod tests {
             .forwarded()
             .unwrap();
         assert_eq!(d.consumer.as_deref(), Some("alice"));
-        assert_eq!(d.remove_headers, vec!["authorization", "x-select"]);
+        assert_eq!(d.remove_headers, vec!["authorization"]); // x-select was not sent
         assert_eq!(d.bucket, Some(bucket_of("alice", 0)));
         assert_eq!(d.upstream, expected("alice", 0, &[5000]));
         assert!(!d.cached);
@@ -635,7 +648,7 @@ mod tests {
             .decide(&Req::new(&[("authorization", &bearer)]), &mut state(), NOW)
             .forwarded()
             .unwrap();
-        assert_eq!(d.remove_headers, vec!["x-select"]);
+        assert!(d.remove_headers.is_empty(), "keep_token: nothing to remove");
 
         let e = p
             .decide(&Req::new(&[]), &mut state(), NOW)
