@@ -293,12 +293,17 @@ define_rows() {
         --header "$BASIC_HEADER" \
         --native native-basic --floor wasm-minimal --auth
 
-    # OAuth2 (issue 3), once canary-gate accepts it: one row each, e.g.
-    # row gate-jwt-rs256 --desc "canary-gate: OAuth2 JWT RS256, same token (cache hit)" --route header \
-    #     --filter "gate:{...\"auth\":{\"mode\":\"oauth2\", ... $JWKS ...}}" \
-    #     --header "authorization: Bearer $RS256_TOKEN" --native native-jwt-cached --floor wasm-minimal --auth
-    # (ES256: $ES256_TOKEN, --native native-jwt-es256.) A fresh token per
-    # request needs a wrk script: --wrk-arg -s --wrk-arg tokens.lua.
+    # OAuth2: the same token on every request, so the verdict cache answers (the repeat client).
+    # A fresh token per request would need a wrk script; the uncached cost is in `cargo bench`.
+    local oauth2="\"auth\":{\"mode\":\"oauth2\",\"issuer\":\"$JWT_ISSUER\",\"audiences\":[\"$JWT_AUDIENCE\"],\"jwks\":$JWKS}"
+    row gate-jwt-rs256 --desc "canary-gate: random split 90/10 + OAuth2 JWT RS256, same token (cache hit)" --route header \
+        --filter "gate:{\"primary\":\"v1\",\"canaries\":[{\"name\":\"v2\",\"percent\":10}],$oauth2}" \
+        --header "authorization: Bearer $RS256_TOKEN" \
+        --native native-jwt-cached --floor wasm-minimal --auth
+    row gate-jwt-es256 --desc "canary-gate: random split 90/10 + OAuth2 JWT ES256, same token (cache hit)" --route header \
+        --filter "gate:{\"primary\":\"v1\",\"canaries\":[{\"name\":\"v2\",\"percent\":10}],$oauth2}" \
+        --header "authorization: Bearer $ES256_TOKEN" \
+        --native native-jwt-es256 --floor wasm-minimal --auth
 }
 define_rows
 
