@@ -121,11 +121,12 @@ pinned() { # pinned CPU CMD...
 # --------------------------------------------------------------------------
 # Build: canary-gate and the minimal fixture filter (same release profile)
 # --------------------------------------------------------------------------
-GATE_WASM=${BENCH_GATE_WASM:-"$ROOT/target/wasm32-wasip1/release/canary_gate.wasm"}
+GATE_WASM=${BENCH_GATE_WASM:-"$ROOT/target/wasm32-wasip1/release/optimized/canary_gate.wasm"}
 MINIMAL_WASM="$ROOT/target/wasm32-wasip1/release/minimal_filter.wasm"
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    log "building canary-gate (scripts/build.sh: cargo build --release --target wasm32-wasip1)"
-    scripts/build.sh >/dev/null || die "scripts/build.sh failed"
+    log "building canary-gate (scripts/build.sh: release cdylib + wasm-opt -Oz, what users deploy)"
+    built=$(scripts/build.sh) || die "scripts/build.sh failed"
+    [[ -n ${BENCH_GATE_WASM:-} ]] || GATE_WASM=$built
     log "building benches/minimal-filter (same profile)"
     cargo build --quiet --release --target wasm32-wasip1 --target-dir "$ROOT/target" \
         --manifest-path benches/minimal-filter/Cargo.toml
