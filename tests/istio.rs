@@ -22,11 +22,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::oracle::expected_upstream;
-use common::{EchoUpstream, Envoy, Launch, Resp, GATEWAY_LISTENER};
+use common::{EchoUpstream, Envoy, Launch, Resp, TempDir, GATEWAY_LISTENER};
 use serde_json::{json, Value};
 
 const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/istio");
@@ -344,13 +344,7 @@ impl Example {
             },
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "stats_config": {"stats_tags": common::stats_tags()},
-            "overload_manager": {"resource_monitors": [{
-                "name": "envoy.resource_monitors.global_downstream_max_connections",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
-                    "max_active_downstream_connections": 1000
-                }
-            }]},
+            "overload_manager": common::overload_manager(),
             "static_resources": {
                 "listeners": [{
                     "name": GATEWAY_LISTENER,
@@ -392,27 +386,6 @@ impl Example {
                 "clusters": clusters
             }
         })
-    }
-}
-
-/// A temp dir removed on drop (holds the ECDS file).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("canary-gate-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

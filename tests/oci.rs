@@ -21,6 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::TempDir;
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -89,24 +90,6 @@ fn stdout(cmd: &mut Command) -> String {
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// A temp dir removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!("canary-gate-oci-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Debian's `docker-registry` (the CNCF distribution registry) on 127.0.0.1, storage in `dir`.
@@ -191,7 +174,7 @@ fn blob(layout: &Path, digest: &str) -> Vec<u8> {
 #[test]
 fn the_packaged_image_survives_a_registry_round_trip_with_the_exact_module() {
     let module = fs::read(common::wasm_path()).unwrap();
-    let tmp = TempDir::new();
+    let tmp = TempDir::new("oci");
     let layout = tmp.0.join("layout");
     let tag = "roundtrip";
 

@@ -68,6 +68,39 @@ fn required_file(var: &str, what: &str) -> PathBuf {
 }
 
 /// The Envoy executable (`$ENVOY_BIN`). Panics with instructions if missing.
+/// A connection cap for the bootstrap; without one Envoy logs a warning at every start.
+pub fn overload_manager() -> Value {
+    json!({"resource_monitors": [{
+        "name": "envoy.resource_monitors.global_downstream_max_connections",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+            "max_active_downstream_connections": 1000
+        }
+    }]})
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "canary-gate-{tag}-{}-{}",
+            std::process::id(),
+            next_id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn envoy_bin() -> PathBuf {
     required_file("ENVOY_BIN", "path of the Envoy binary")
 }
@@ -403,14 +436,7 @@ impl Options {
         json!({
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "stats_config": {"stats_tags": stats_tags()},
-            // A connection cap; without one Envoy logs a warning at every start.
-            "overload_manager": {"resource_monitors": [{
-                "name": "envoy.resource_monitors.global_downstream_max_connections",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
-                    "max_active_downstream_connections": 1000
-                }
-            }]},
+            "overload_manager": overload_manager(),
             "static_resources": {
                 "listeners": [{
                     "name": GATEWAY_LISTENER,
