@@ -43,8 +43,8 @@ impl Headers {
 }
 
 impl Request for Headers {
-    fn header(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        self.0.get(name).map(|v| v.as_bytes().to_vec())
     }
 }
 

@@ -9,19 +9,11 @@
 use std::borrow::Cow;
 
 use crate::auth::oauth2::{HttpCall, OAuth2State, Step, TokenDigest, TokenError};
+use crate::auth::AuthError;
 use crate::auth::{Authenticator, CredentialCache, Denial};
+pub use crate::request::Request;
+use crate::request::{cookie_value, query_param, take_query_param};
 use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
-
-/// Read access to the request headers (names are lowercase; pseudo-headers
-/// such as `:path` included).
-pub trait Request {
-    fn header(&self, name: &str) -> Option<String>;
-
-    /// Every `cookie` header value (HTTP/2 clients may send several).
-    fn cookie_headers(&self) -> Vec<String> {
-        self.header("cookie").into_iter().collect()
-    }
-}
 
 /// The validated, immutable configuration. Built by [`crate::config::parse`].
 #[derive(Debug)]
@@ -71,7 +63,7 @@ pub struct Decision<'p> {
     /// Request headers to remove before forwarding (credentials, select header).
     pub remove_headers: Vec<&'p str>,
     /// The new `:path` when a credential was removed from the query string.
-    pub new_path: Option<String>,
+    pub new_path: Option<Vec<u8>>,
     /// The OAuth2 verdict came from the token cache.
     pub cached: bool,
 }
@@ -117,9 +109,9 @@ impl<'p> Outcome<'p> {
 struct Authenticated<'p> {
     consumer: Option<Cow<'p, str>>,
     remove_headers: Vec<&'p str>,
-    new_path: Option<String>,
+    new_path: Option<Vec<u8>>,
     /// `:path`, when it was already read.
-    path: Option<String>,
+    path: Option<Vec<u8>>,
     cached: bool,
 }
 
@@ -156,7 +148,10 @@ impl Plan {
             Authenticator::None => {}
             Authenticator::Basic(basic) => {
                 let value = req.header("authorization");
-                match basic.verify(value.as_deref(), &mut state.credentials) {
+                let Ok(value) = credential_text(value.as_deref()) else {
+                    return Outcome::Refuse(self.auth.deny(AuthError::Malformed));
+                };
+                match basic.verify(value, &mut state.credentials) {
                     Ok(user) => auth.consumer = Some(Cow::Borrowed(user)),
                     Err(e) => return Outcome::Refuse(self.auth.deny(e)),
                 }
@@ -180,7 +175,11 @@ impl Plan {
                         auth.new_path = Some(new_path);
                     }
                 }
-                match ak.verify(from_header.as_deref().or(from_query.as_deref())) {
+                let presented = from_header.as_deref().or(from_query.as_deref());
+                let Ok(presented) = credential_text(presented) else {
+                    return Outcome::Refuse(self.auth.deny(AuthError::Malformed));
+                };
+                match ak.verify(presented) {
                     Ok(consumer) => auth.consumer = Some(Cow::Borrowed(consumer)),
                     Err(e) => return Outcome::Refuse(self.auth.deny(e)),
                 }
@@ -190,7 +189,10 @@ impl Plan {
             }
             Authenticator::OAuth2(o) => {
                 let value = req.header("authorization");
-                match o.authenticate(value.as_deref(), &mut state.oauth2, now) {
+                let Ok(value) = credential_text(value.as_deref()) else {
+                    return Outcome::Refuse(o.denial(TokenError::Malformed));
+                };
+                match o.authenticate(value, &mut state.oauth2, now) {
                     Step::Accept { consumer, cached } => {
                         auth.consumer = Some(Cow::Owned(consumer));
                         auth.cached = cached;
@@ -280,7 +282,9 @@ impl Plan {
         if let Some(select) = self.select_header.as_deref() {
             if let Some(wanted) = req.header(select) {
                 remove_headers.push(select);
-                if let Some(i) = self.upstreams.iter().position(|u| *u == wanted) {
+                // Bytes against names: a value that is not exactly a configured
+                // name (non-UTF-8 included) is ignored.
+                if let Some(i) = self.upstreams.iter().position(|u| u.as_bytes() == wanted) {
                     return Decision {
                         upstream: i,
                         upstream_name: self.upstream_name(i),
@@ -295,7 +299,8 @@ impl Plan {
             }
         }
 
-        let key: Option<Cow<'_, str>> = match self.split.key() {
+        // Split keys are hashed over their raw bytes, UTF-8 or not.
+        let key: Option<Cow<'_, [u8]>> = match self.split.key() {
             KeySource::Random => None,
             KeySource::Header(h) => req.header(h).map(Cow::Owned),
             KeySource::Query(q) => {
@@ -304,10 +309,10 @@ impl Plan {
                 }
                 path.as_deref()
                     .and_then(|p| query_param(p, q))
-                    .map(|v| Cow::Owned(v.into_owned()))
+                    .map(Cow::Owned)
             }
             KeySource::Cookie(c) => cookie_value(&req.cookie_headers(), c).map(Cow::Owned),
-            KeySource::Consumer => consumer.as_deref().map(Cow::Borrowed),
+            KeySource::Consumer => consumer.as_deref().map(|c| Cow::Borrowed(c.as_bytes())),
         };
         let rng = &mut state.rng;
         let choice = self
@@ -327,54 +332,11 @@ impl Plan {
     }
 }
 
-/// The decoded value of the first query parameter called `name`.
-pub fn query_param<'a>(path: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    let (_, query) = path.split_once('?')?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-}
-
-/// `path` without any `name=...` parameter, or `None` if it had none. Other
-/// parameters are kept byte for byte.
-pub fn remove_query_param(path: &str, name: &str) -> Option<String> {
-    take_query_param(path, name).map(|(_, new_path)| new_path)
-}
-
-/// In one pass over the query string: the decoded value of the first `name`
-/// parameter and `path` without any `name=...` parameter (others kept byte for
-/// byte); `None` if the path has no such parameter.
-pub fn take_query_param(path: &str, name: &str) -> Option<(String, String)> {
-    let (base, query) = path.split_once('?')?;
-    let mut value = None;
-    let mut kept: Vec<&str> = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match form_urlencoded::parse(pair.as_bytes()).next() {
-            Some((k, v)) if k == name => {
-                if value.is_none() {
-                    value = Some(v.into_owned());
-                }
-            }
-            _ => kept.push(pair),
-        }
-    }
-    let value = value?;
-    let new_path = if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    Some((value, new_path))
-}
-
-/// The value of the first cookie called `name` across all `Cookie` headers.
-pub fn cookie_value(headers: &[String], name: &str) -> Option<String> {
-    headers
-        .iter()
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+/// A credential header (or query value) as text. A value that is not valid
+/// UTF-8 is malformed: no configured credential can match it, and the mode's
+/// parser never sees it.
+fn credential_text(value: Option<&[u8]>) -> Result<Option<&str>, std::str::Utf8Error> {
+    value.map(std::str::from_utf8).transpose()
 }
 
 #[cfg(test)]
@@ -385,23 +347,28 @@ mod tests {
     use sha2::Digest;
     use std::collections::HashMap;
 
-    struct Req(HashMap<String, Vec<String>>);
+    struct Req(HashMap<String, Vec<Vec<u8>>>);
 
     impl Req {
         fn new(headers: &[(&str, &str)]) -> Self {
-            let mut map: HashMap<String, Vec<String>> = HashMap::new();
+            let raw: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+            Self::raw(&raw)
+        }
+        /// Header values as raw bytes (not necessarily UTF-8).
+        fn raw(headers: &[(&str, &[u8])]) -> Self {
+            let mut map: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
             for (k, v) in headers {
-                map.entry(k.to_string()).or_default().push(v.to_string());
+                map.entry(k.to_string()).or_default().push(v.to_vec());
             }
             Req(map)
         }
     }
 
     impl Request for Req {
-        fn header(&self, name: &str) -> Option<String> {
+        fn header(&self, name: &str) -> Option<Vec<u8>> {
             self.0.get(name).and_then(|v| v.first()).cloned()
         }
-        fn cookie_headers(&self) -> Vec<String> {
+        fn cookie_headers(&self) -> Vec<Vec<u8>> {
             self.0.get("cookie").cloned().unwrap_or_default()
         }
     }
@@ -551,7 +518,7 @@ mod tests {
             .forwarded()
             .unwrap();
         assert_eq!(d.consumer.as_deref(), Some("alice"));
-        assert_eq!(d.new_path.as_deref(), Some("/p?x=1&y=%20"));
+        assert_eq!(d.new_path.as_deref(), Some(&b"/p?x=1&y=%20"[..]));
 
         let e = p
             .decide(&Req::new(&[(":path", "/p?api_key=nope")]), &mut state(), 0)
@@ -586,24 +553,6 @@ mod tests {
             .unwrap();
         assert_eq!(d.bucket, Some(bucket_of("alice", 0)));
         assert_eq!(d.upstream, expected("alice", 0, &[5000]));
-    }
-
-    #[test]
-    fn query_helpers() {
-        assert_eq!(remove_query_param("/p?k=1", "k").as_deref(), Some("/p"));
-        assert_eq!(
-            remove_query_param("/p?a=1&k=1&k=2&b", "k").as_deref(),
-            Some("/p?a=1&b")
-        );
-        assert_eq!(remove_query_param("/p?a=1", "k"), None);
-        assert_eq!(remove_query_param("/p", "k"), None);
-        assert_eq!(remove_query_param("/p?%6B=1", "k").as_deref(), Some("/p"));
-        assert_eq!(query_param("/p?a=1&k=x+y", "k").as_deref(), Some("x y"));
-        assert_eq!(
-            cookie_value(&["a=1;k=\"v\"".into()], "k").as_deref(),
-            Some("v")
-        );
-        assert_eq!(cookie_value(&["ak=1".into()], "k"), None);
     }
 
     fn fixture_token(name: &str) -> String {
@@ -695,5 +644,124 @@ mod tests {
         let (outcome, problem) = p.after_introspection(&req, &mut s, NOW, digest, None, None);
         assert_eq!(outcome.refused().unwrap().status, 503);
         assert!(problem.is_some());
+    }
+
+    /// What a header value that is not UTF-8 means, mode by mode.
+    #[test]
+    fn non_utf8_credentials_are_malformed() {
+        let bad: &[u8] = b"Basic \xff\xfe";
+        let basic = plan(
+            r#"{"primary":"v1","auth":{"mode":"basic","users":["u:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="]}}"#,
+        );
+        let e = basic
+            .decide(&Req::raw(&[("authorization", bad)]), &mut state(), 0)
+            .refused()
+            .unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_credentials"));
+
+        let ak = plan(&format!(
+            r#"{{"primary":"v1","auth":{{"mode":"access_key","query":"api_key","keys":[{{"consumer":"alice","sha256":"{}"}}]}}}}"#,
+            sha("k1")
+        ));
+        let e = ak
+            .decide(&Req::raw(&[("x-api-key", b"k1\xff")]), &mut state(), 0)
+            .refused()
+            .unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_credentials"));
+        // The same from the query string, once percent-decoded.
+        let e = ak
+            .decide(
+                &Req::raw(&[(":path", b"/p?api_key=k1%FF")]),
+                &mut state(),
+                0,
+            )
+            .refused()
+            .unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_credentials"));
+        // A non-UTF-8 byte elsewhere in the path is not the filter's business.
+        let d = ak
+            .decide(
+                &Req::raw(&[(":path", b"/\xff?api_key=k1&x=\x80")]),
+                &mut state(),
+                0,
+            )
+            .forwarded()
+            .unwrap();
+        assert_eq!(d.consumer.as_deref(), Some("alice"));
+        assert_eq!(d.new_path.as_deref(), Some(&b"/\xff?x=\x80"[..]));
+
+        let jwks = include_str!("../tests/fixtures/oauth2/jwks.json");
+        let oauth = oauth2_plan(&format!(r#","jwks":{jwks}"#));
+        let e = oauth
+            .decide(
+                &Req::raw(&[("authorization", b"Bearer \xff.\xfe.\x80")]),
+                &mut state(),
+                NOW,
+            )
+            .refused()
+            .unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_token"));
+    }
+
+    #[test]
+    fn non_utf8_split_keys_are_hashed_as_bytes() {
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":50}],"split":{"by":"header","name":"x-user"}}"#,
+        );
+        let key: &[u8] = b"\xff\xfe\x80abc";
+        let d = p
+            .decide(&Req::raw(&[("x-user", key)]), &mut state(), 0)
+            .forwarded()
+            .unwrap();
+        assert_eq!((d.bucket, d.how), (Some(bucket_of(key, 0)), How::Hashed));
+
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":50}],"split":{"by":"cookie","name":"uid"}}"#,
+        );
+        let d = p
+            .decide(
+                &Req::raw(&[("cookie", b"uid=\xff\xfe\x80abc")]),
+                &mut state(),
+                0,
+            )
+            .forwarded()
+            .unwrap();
+        assert_eq!(d.bucket, Some(bucket_of(key, 0)));
+
+        // Query keys: percent-decoded to bytes (before, %FF decoded lossily to U+FFFD).
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":50}],"split":{"by":"query","name":"uid"}}"#,
+        );
+        let d = p
+            .decide(
+                &Req::raw(&[(":path", b"/p?uid=%FF%FE%80abc")]),
+                &mut state(),
+                0,
+            )
+            .forwarded()
+            .unwrap();
+        assert_eq!(d.bucket, Some(bucket_of(key, 0)));
+        let d = p
+            .decide(
+                &Req::raw(&[(":path", b"/p?uid=\xff\xfe\x80abc")]),
+                &mut state(),
+                0,
+            )
+            .forwarded()
+            .unwrap();
+        assert_eq!(d.bucket, Some(bucket_of(key, 0)));
+    }
+
+    #[test]
+    fn non_utf8_select_header_is_ignored_and_removed() {
+        let p = plan(
+            r#"{"primary":"v1","canaries":[{"name":"v2","percent":0}],"select_header":"x-select"}"#,
+        );
+        let d = p
+            .decide(&Req::raw(&[("x-select", b"v2\xff")]), &mut state(), 0)
+            .forwarded()
+            .unwrap();
+        assert_eq!((d.upstream_name, d.how), ("v1", How::Random));
+        assert_eq!(d.remove_headers, vec!["x-select"]);
     }
 }

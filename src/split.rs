@@ -86,7 +86,7 @@ impl SplitPlan {
     /// Chooses the upstream for a request. `key` is the hash key if the split
     /// is keyed and the request carries a non-empty one; `random_bucket` draws a
     /// uniform bucket in `0..TOTAL_BUCKETS` and is only called when needed.
-    pub fn choose(&self, key: Option<&str>, random_bucket: impl FnOnce() -> u32) -> Choice {
+    pub fn choose(&self, key: Option<&[u8]>, random_bucket: impl FnOnce() -> u32) -> Choice {
         if matches!(self.key, KeySource::Random) {
             let bucket = random_bucket();
             return Choice {
@@ -139,10 +139,10 @@ pub enum How {
     Selected,
 }
 
-/// The documented bucket formula: murmur3 x86 32-bit of the key's UTF-8 bytes
-/// with `seed`, modulo 10,000.
-pub fn bucket_of(key: &str, seed: u32) -> u32 {
-    murmur3_32(key.as_bytes(), seed) % TOTAL_BUCKETS
+/// The documented bucket formula: murmur3 x86 32-bit of the key's bytes (as
+/// they came, UTF-8 or not) with `seed`, modulo 10,000.
+pub fn bucket_of(key: impl AsRef<[u8]>, seed: u32) -> u32 {
+    murmur3_32(key.as_ref(), seed) % TOTAL_BUCKETS
 }
 
 /// murmur3 x86 32-bit. Reading from a byte slice cannot fail; the `io::Result`
@@ -236,8 +236,12 @@ mod tests {
         );
         for i in 0..5000 {
             let key = format!("user-{i}");
-            let before = small.choose(Some(&key), || unreachable!()).upstream;
-            let after = large.choose(Some(&key), || unreachable!()).upstream;
+            let before = small
+                .choose(Some(key.as_bytes()), || unreachable!())
+                .upstream;
+            let after = large
+                .choose(Some(key.as_bytes()), || unreachable!())
+                .upstream;
             if before == 1 {
                 assert_eq!(after, 1, "{key} left the canary when it grew");
             }
@@ -252,10 +256,10 @@ mod tests {
             7,
             &[5000],
         );
-        let c = plan.choose(Some("alice"), || unreachable!());
+        let c = plan.choose(Some(b"alice"), || unreachable!());
         assert_eq!(c.how, How::Hashed);
         assert_eq!(c.bucket, Some(bucket_of("alice", 7)));
-        assert_eq!(c, plan.choose(Some("alice"), || unreachable!()));
+        assert_eq!(c, plan.choose(Some(b"alice"), || unreachable!()));
     }
 
     #[test]
@@ -267,7 +271,7 @@ mod tests {
             &[10_000],
         );
         assert_eq!(to_primary.choose(None, || unreachable!()).upstream, 0);
-        assert_eq!(to_primary.choose(Some(""), || unreachable!()).upstream, 0);
+        assert_eq!(to_primary.choose(Some(b""), || unreachable!()).upstream, 0);
         let random = SplitPlan::new(
             KeySource::Cookie("k".into()),
             WhenMissing::Random,

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod oracle;
+pub mod raw;
 
 /// Name of the listener the filter runs on (see [`Envoy::port`]).
 pub const GATEWAY_LISTENER: &str = "gateway";
@@ -405,7 +406,7 @@ impl Options {
                             "@type": "type.googleapis.com/google.protobuf.StringValue",
                             "value": cfg.to_string()
                         },
-                        "fail_open": false
+                        "failure_policy": "FAIL_CLOSED"
                     }
                 }
             }));

@@ -32,14 +32,15 @@ pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
 }
 
 /// The README's formula: bucket = murmur3(key, seed) mod 10000; canaries own consecutive
-/// ranges of `percent * 100` buckets in listed order; the rest is the primary's.
+/// ranges of `percent * 100` buckets in listed order; the rest is the primary's. The key is
+/// hashed over its bytes as they came (UTF-8 or not).
 pub fn expected_upstream<'a>(
-    key: &str,
+    key: impl AsRef<[u8]>,
     seed: u32,
     primary: &'a str,
     canaries: &[(&'a str, f64)],
 ) -> &'a str {
-    let bucket = murmur3_x86_32(key.as_bytes(), seed) % 10_000;
+    let bucket = murmur3_x86_32(key.as_ref(), seed) % 10_000;
     let mut edge = 0u32;
     for (name, percent) in canaries {
         edge += (percent * 100.0).round() as u32;

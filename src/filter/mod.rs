@@ -3,8 +3,8 @@
 //! The root context parses the plugin configuration once (`on_configure`) into
 //! an immutable [`Plan`] shared by every HTTP context; each request is decided
 //! by [`Plan::decide`] and the result applied here. Host calls go through
-//! `hostcalls::*` directly so that a failing call is handled (fail closed with a
-//! 500) instead of panicking inside the VM.
+//! [`abi`], which reads headers as raw bytes and turns every failure into an
+//! `Err` (handled here: fail closed with a 500), never a panic inside the VM.
 //!
 //! OAuth2 adds two waits, both decided by the pure code and carried out here:
 //! - `Wait::Introspect`: the HTTP context sends the introspection request,
@@ -17,22 +17,28 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use proxy_wasm::hostcalls;
+mod abi;
+mod logger;
+
+use abi::{Buffer, HostError, Level, Map};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{Action, ContextType};
 
 use crate::auth::oauth2::{
     self, digest_bytes, parse_remote_jwks, tick_period_ms, HttpCall, KeySet, Refresh, TokenDigest,
     MAX_JWKS_BYTES,
 };
 use crate::auth::{denial_reasons, Authenticator, Denial, CREDENTIAL_CACHE_CAPACITY};
-use crate::plan::{Decision, Outcome, Plan, Request, State, Wait};
+use crate::plan::{Decision, Outcome, Plan, State, Wait};
+use crate::request::Request;
+
+type Status = HostError;
 
 proxy_wasm::main! {{
     // No host calls here: Envoy refuses them during `_initialize`.
-    proxy_wasm::set_log_level(LogLevel::Info);
+    logger::install();
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
         Box::new(Root::new(context_id))
     });
@@ -44,24 +50,14 @@ const MAX_PARKED: usize = 4096;
 /// The largest introspection answer read from the host.
 const MAX_CALL_BODY: usize = 64 * 1024;
 
-/// Follow Envoy's own log level so disabled debug lines cost nothing.
-fn host_log_level() -> LogLevel {
-    hostcalls::get_log_level().unwrap_or(LogLevel::Info)
-}
-
 fn critical(message: &str) {
-    // Nothing sensible to do if logging itself fails.
-    let _ = hostcalls::log(LogLevel::Critical, message);
+    abi::log(Level::Critical, message);
 }
 
 /// Host time in milliseconds since the Unix epoch. Fails closed: an error
 /// refuses the request rather than checking a token against time zero.
 fn now_ms() -> Result<u64, Status> {
-    let now = hostcalls::get_current_time()?;
-    let since = now
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| Status::InternalFailure)?;
-    u64::try_from(since.as_millis()).map_err(|_| Status::InternalFailure)
+    Ok(abi::now_nanos()? / 1_000_000)
 }
 
 /// Counter ids, defined once per configuration.
@@ -81,7 +77,7 @@ struct Metrics {
 
 impl Metrics {
     fn define(plan: &Plan) -> Self {
-        let counter = |name: String| hostcalls::define_metric(MetricType::Counter, &name).ok();
+        let counter = |name: String| abi::define_counter(&name).ok();
         let oauth2 = matches!(plan.auth, Authenticator::OAuth2(_));
         let oauth2_counter = |name: &str| {
             if oauth2 {
@@ -110,7 +106,7 @@ impl Metrics {
 
     fn inc(id: Option<u32>) {
         if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = abi::increment(id, 1);
         }
     }
 
@@ -162,7 +158,10 @@ impl Shared {
         }
         // Identity is the filter's to assert: the client's copy is replaced by the
         // authenticated consumer, or removed when there is none.
-        set_header(&plan.consumer_header, decision.consumer.as_deref())?;
+        set_header(
+            &plan.consumer_header,
+            decision.consumer.as_deref().map(str::as_bytes),
+        )?;
         if decision.consumer.is_some() {
             Metrics::inc(self.metrics.auth_allowed);
         }
@@ -170,7 +169,7 @@ impl Shared {
             Metrics::inc(self.metrics.token_cache_hits);
         }
         // Always overwrite: a route header sent by the client is never trusted.
-        set_header(&plan.route_header, Some(decision.upstream_name))?;
+        set_header(&plan.route_header, Some(decision.upstream_name.as_bytes()))?;
         clear_route_cache();
         self.metrics.routed(decision.upstream);
         upstream.set(Some(decision.upstream));
@@ -213,30 +212,36 @@ impl Shared {
     }
 }
 
+/// The one host call left to the SDK: its dispatcher must register the
+/// call's token to deliver the answer to this context. Its inputs are ours
+/// (cluster and headers from the validated configuration); it panics only on
+/// a status Envoy does not return for this call (Envoy answers `Ok`,
+/// `BadArgument` or `InternalFailure`).
 fn dispatch(call: &HttpCall) -> Result<u32, Status> {
     let headers: Vec<(&str, &str)> = call.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    hostcalls::dispatch_http_call(
+    proxy_wasm::hostcalls::dispatch_http_call(
         &call.cluster,
         headers,
         call.body.as_deref(),
         vec![],
         Duration::from_millis(call.timeout_ms),
     )
+    .map_err(|status| HostError(status as u32))
 }
 
 /// The status and body of the HTTP call answer being delivered (status
 /// `None` when the call failed: Envoy then delivers no headers).
 fn call_answer(body_size: usize, max: usize) -> (Option<u32>, Option<Vec<u8>>) {
-    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+    let status = abi::header(Map::HttpCallResponseHeaders, ":status")
         .ok()
         .flatten()
-        .and_then(|s| s.parse::<u32>().ok());
+        .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u32>().ok());
     let body = if body_size == 0 {
         None
     } else {
         // One byte past the limit, so that an oversized answer is recognised.
         let size = body_size.min(max.saturating_add(1));
-        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        abi::buffer(Buffer::HttpCallResponseBody, size)
             .ok()
             .flatten()
     };
@@ -332,13 +337,13 @@ impl Root {
             parked.len()
         );
         for p in parked {
-            if hostcalls::set_effective_context(p.context_id).is_err() {
+            if abi::set_effective_context(p.context_id).is_err() {
                 continue; // The request is gone.
             }
             let result = match shared.decide_now() {
                 Ok(Outcome::Forward(decision)) => shared
                     .forward(&decision, &p.upstream)
-                    .and_then(|()| hostcalls::resume_http_request()),
+                    .and_then(|()| abi::resume_request()),
                 Ok(Outcome::Refuse(denial)) => {
                     shared.refuse(&denial);
                     Ok(())
@@ -354,7 +359,7 @@ impl Root {
                 internal_error(status);
             }
         }
-        let _ = hostcalls::set_effective_context(self.context_id);
+        let _ = abi::set_effective_context(self.context_id);
     }
 
     /// Replies 503 to parked requests whose wait is over.
@@ -372,11 +377,11 @@ impl Root {
         }
         let denial = shared.plan.keys_unavailable();
         for p in &expired {
-            if hostcalls::set_effective_context(p.context_id).is_ok() {
+            if abi::set_effective_context(p.context_id).is_ok() {
                 shared.refuse(&denial);
             }
         }
-        let _ = hostcalls::set_effective_context(self.context_id);
+        let _ = abi::set_effective_context(self.context_id);
         log::debug!(
             "canary-gate: {} requests got 503 after waiting for the JWKS",
             expired.len()
@@ -469,14 +474,14 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        proxy_wasm::set_log_level(host_log_level());
+        logger::follow_host_level();
         log::info!("canary-gate {} started", crate::VERSION);
         true
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        proxy_wasm::set_log_level(host_log_level());
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+        logger::follow_host_level();
+        let bytes = match abi::buffer(Buffer::PluginConfiguration, usize::MAX) {
             Ok(Some(b)) if !b.is_empty() => b,
             _ => {
                 critical("canary-gate: invalid configuration: the plugin configuration is empty; it must be a JSON object with at least \"primary\"");
@@ -526,7 +531,8 @@ impl RootContext for Root {
                 );
                 let tick = tick_period_ms(uri.endpoint.timeout_ms);
                 let refresh = Refresh::new(uri.refresh_seconds);
-                if hostcalls::set_tick_period(Duration::from_millis(tick)).is_err() {
+                let tick = u32::try_from(tick).unwrap_or(u32::MAX);
+                if abi::set_tick_period_ms(tick).is_err() {
                     critical("canary-gate: invalid configuration: cannot set the tick period needed to fetch the JWKS");
                     return false;
                 }
@@ -576,18 +582,18 @@ struct Gate {
 /// Request headers read through the host (of the effective context).
 struct HostRequest;
 
+/// Header values are handed to the core as raw bytes: what non-UTF-8 means is
+/// the core's decision. A failing host call reads as an absent header.
 impl Request for HostRequest {
-    fn header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        abi::header(Map::RequestHeaders, name).ok().flatten()
     }
 
-    fn cookie_headers(&self) -> Vec<String> {
-        hostcalls::get_map(MapType::HttpRequestHeaders)
+    fn cookie_headers(&self) -> Vec<Vec<u8>> {
+        abi::headers(Map::RequestHeaders)
             .map(|all| {
                 all.into_iter()
-                    .filter(|(k, _)| k == "cookie")
+                    .filter(|(k, _)| k.as_slice() == b"cookie")
                     .map(|(_, v)| v)
                     .collect()
             })
@@ -595,8 +601,8 @@ impl Request for HostRequest {
     }
 }
 
-fn set_header(name: &str, value: Option<&str>) -> Result<(), Status> {
-    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value)
+fn set_header(name: &str, value: Option<&[u8]>) -> Result<(), Status> {
+    abi::set_header(Map::RequestHeaders, name, value)
 }
 
 /// Makes Envoy pick the route again now that the route header is set. Envoy does this by itself
@@ -606,14 +612,14 @@ fn set_header(name: &str, value: Option<&str>) -> Result<(), Status> {
 /// (The SDK turns `NotFound`, `BadArgument`, `SerializationFailure` and `InternalFailure` into an
 /// `Err` and panics on any other status; Envoy answers this call with `Ok` or `NotFound`.)
 fn clear_route_cache() {
-    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
+    if let Err(status) = abi::call_foreign("clear_route_cache") {
         log::debug!("canary-gate: clear_route_cache unavailable ({status:?})");
     }
 }
 
 fn local_reply(status: u32, headers: Vec<(&str, &str)>, body: &str) -> Action {
-    if hostcalls::send_http_response(status, headers, Some(body.as_bytes())).is_err() {
-        let _ = hostcalls::reset_http_request();
+    if abi::send_reply(status, &headers, body.as_bytes()).is_err() {
+        let _ = abi::reset_request();
     }
     Action::Pause
 }
@@ -714,7 +720,7 @@ impl Gate {
         match outcome {
             Outcome::Forward(decision) => {
                 shared.forward(&decision, &self.upstream)?;
-                hostcalls::resume_http_request()
+                abi::resume_request()
             }
             Outcome::Refuse(denial) => {
                 shared.refuse(&denial);
@@ -784,7 +790,7 @@ impl HttpContext for Gate {
         if let (Some(shared), Some(upstream)) = (self.shared.as_ref(), self.upstream.get()) {
             if let Some(header) = shared.plan.response_header.as_deref() {
                 let name = shared.plan.upstream_name(upstream);
-                let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, header, Some(name));
+                let _ = abi::set_header(Map::ResponseHeaders, header, Some(name.as_bytes()));
             }
         }
         Action::Continue
