@@ -249,6 +249,11 @@ impl Plan {
         self.unavailable(TokenError::KeysUnavailable)
     }
 
+    /// The reply for an opaque token when the introspection call cannot be sent.
+    pub fn introspection_unavailable(&self) -> Denial {
+        self.unavailable(TokenError::IntrospectionUnavailable)
+    }
+
     fn unavailable(&self, error: TokenError) -> Denial {
         match &self.auth {
             Authenticator::OAuth2(o) => o.denial(error),

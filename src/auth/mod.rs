@@ -75,6 +75,40 @@ pub struct Denial {
     pub reason: &'static str,
 }
 
+impl Denial {
+    /// The reply's headers: the challenge (if any), a JSON body, and no caching.
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        let mut headers = Vec::with_capacity(3);
+        if let Some(challenge) = self.challenge.as_deref() {
+            headers.push(("www-authenticate", challenge));
+        }
+        headers.push(("content-type", "application/json"));
+        headers.push(("cache-control", "no-store"));
+        headers
+    }
+
+    /// 500 when a host call fails during a request (the filter fails closed).
+    pub fn internal() -> Self {
+        Denial {
+            status: 500,
+            challenge: None,
+            body: "{\"error\":\"internal\"}".to_string(),
+            reason: "internal",
+        }
+    }
+
+    /// 500 for a request on a plugin that has no configuration (Envoy does not
+    /// create requests for a plugin it refused; fail closed anyway).
+    pub fn not_configured() -> Self {
+        Denial {
+            status: 500,
+            challenge: None,
+            body: "{\"error\":\"canary-gate is not configured\"}".to_string(),
+            reason: "not_configured",
+        }
+    }
+}
+
 /// Every [`Denial::reason`] any authenticator can give, for defining metrics.
 pub fn denial_reasons() -> Vec<&'static str> {
     let mut reasons: Vec<&'static str> = AuthError::ALL.iter().map(|e| e.reason()).collect();

@@ -8,6 +8,7 @@
 
 mod cache;
 mod config;
+pub mod fetch;
 mod introspection;
 mod jwks;
 mod jwt;

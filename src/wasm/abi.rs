@@ -26,11 +26,7 @@
 
 use std::ptr::{null, null_mut};
 
-/// A non-`Ok` status from the host (the raw ABI value: 1 NotFound,
-/// 2 BadArgument, 3 SerializationFailure, 4 ParseFailure, 7 Empty,
-/// 10 InternalFailure, or anything else a host returns).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostError(pub u32);
+use crate::host::HostError;
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;

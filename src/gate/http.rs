@@ -1,0 +1,168 @@
+//! One HTTP request: decide on the request headers, then forward, refuse,
+//! park until the first key set, or send the introspection call and finish
+//! when it answers; name the upstream on the response.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::root::read_body;
+use super::{internal_error, reply, Chosen, Shared};
+use crate::auth::oauth2::fetch::{self, key_wait_ms};
+use crate::auth::oauth2::{HttpCall, TokenDigest};
+use crate::auth::{Authenticator, Denial};
+use crate::host::{Action, Host, HostError};
+use crate::plan::{Outcome, Wait};
+
+/// The largest introspection answer read from the host.
+const MAX_CALL_BODY: usize = 64 * 1024;
+
+pub struct Http {
+    context_id: u32,
+    shared: Option<Rc<Shared>>,
+    /// The upstream chosen for this request, for the response header.
+    chosen: Chosen,
+    /// The introspection call in flight and the digest of its token.
+    introspection: Option<(u32, TokenDigest)>,
+}
+
+impl Http {
+    pub(super) fn new(context_id: u32, shared: Option<Rc<Shared>>) -> Self {
+        Self {
+            context_id,
+            shared,
+            chosen: Rc::new(Cell::new(None)),
+            introspection: None,
+        }
+    }
+
+    pub fn on_request_headers(&mut self, host: &dyn Host) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            // Unreachable in practice: Envoy does not create HTTP contexts for a
+            // plugin whose configuration failed. Fail closed anyway.
+            return reply(host, &Denial::not_configured());
+        };
+        match self.handle(host, &shared) {
+            Ok(action) => action,
+            Err(status) => internal_error(host, status),
+        }
+    }
+
+    fn handle(&mut self, host: &dyn Host, shared: &Shared) -> Result<Action, HostError> {
+        match shared.decide(host)? {
+            Outcome::Forward(decision) => {
+                shared.forward(host, &decision, &self.chosen)?;
+                Ok(Action::Continue)
+            }
+            Outcome::Refuse(denial) => Ok(shared.refuse(host, &denial)),
+            Outcome::Wait(Wait::Keys) => self.park(host, shared),
+            Outcome::Wait(Wait::Introspect { call, digest }) => {
+                Ok(self.introspect(host, shared, &call, digest))
+            }
+        }
+    }
+
+    /// Waits for the first key set, with the fetch timeout as the deadline.
+    fn park(&mut self, host: &dyn Host, shared: &Shared) -> Result<Action, HostError> {
+        let wait_ms = match &shared.plan.auth {
+            Authenticator::OAuth2(o) => key_wait_ms(o.jwks_uri()),
+            _ => 0,
+        };
+        let now = host.now_ms()?;
+        let parked =
+            shared
+                .parked
+                .borrow_mut()
+                .park(self.context_id, now, wait_ms, Rc::clone(&self.chosen));
+        if parked.is_err() {
+            return Ok(shared.refuse(host, &shared.plan.keys_unavailable()));
+        }
+        log::debug!("canary-gate: request waits for the JWKS");
+        Ok(Action::Pause)
+    }
+
+    fn introspect(
+        &mut self,
+        host: &dyn Host,
+        shared: &Shared,
+        call: &HttpCall,
+        digest: TokenDigest,
+    ) -> Action {
+        match host.dispatch(call) {
+            Ok(token) => {
+                shared.metrics.introspection(host);
+                self.introspection = Some((token, digest));
+                Action::Pause
+            }
+            Err(status) => {
+                let mut streak = shared.introspection.borrow_mut();
+                let (level, message) =
+                    fetch::introspection_unsendable(&mut streak, &call.cluster, status);
+                drop(streak);
+                log::log!(level, "{message}");
+                shared.refuse(host, &shared.plan.introspection_unavailable())
+            }
+        }
+    }
+
+    /// The introspection endpoint answered (or the call failed).
+    pub fn on_http_call_response(&mut self, host: &dyn Host, token: u32, body_size: usize) {
+        let Some((pending, digest)) = self.introspection else {
+            return;
+        };
+        if pending != token {
+            return;
+        }
+        self.introspection = None;
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if let Err(status) = self.finish_introspection(host, &shared, digest, body_size) {
+            internal_error(host, status);
+        }
+    }
+
+    fn finish_introspection(
+        &self,
+        host: &dyn Host,
+        shared: &Shared,
+        digest: TokenDigest,
+        body_size: usize,
+    ) -> Result<(), HostError> {
+        let status = fetch::call_status(host.call_header(":status").as_deref());
+        let body = read_body(host, body_size, MAX_CALL_BODY);
+        let now = host.now_ms()? / 1000;
+        let (outcome, problem) = {
+            let mut state = shared.state.borrow_mut();
+            let request = super::HostRequest(host);
+            let plan = &shared.plan;
+            plan.after_introspection(&request, &mut state, now, digest, status, body.as_deref())
+        };
+        let mut streak = shared.introspection.borrow_mut();
+        if let Some((level, message)) =
+            fetch::introspection_answered(&mut streak, problem.as_deref())
+        {
+            log::log!(level, "{message}");
+        }
+        drop(streak);
+        shared.finish(host, outcome, &self.chosen)
+    }
+
+    /// Names the chosen upstream on the response, if configured.
+    pub fn on_response_headers(&mut self, host: &dyn Host) -> Action {
+        if let (Some(shared), Some(upstream)) = (self.shared.as_ref(), self.chosen.get()) {
+            if let Some(header) = shared.plan.response_header.as_deref() {
+                let name = shared.plan.upstream_name(upstream);
+                let _ = host.set_response_header(header, name.as_bytes());
+            }
+        }
+        Action::Continue
+    }
+
+    /// The request is gone: a parked request must not be resumed later.
+    pub fn on_done(&mut self) -> bool {
+        if let Some(shared) = &self.shared {
+            shared.parked.borrow_mut().forget(self.context_id);
+        }
+        true
+    }
+}

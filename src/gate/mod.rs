@@ -1,0 +1,189 @@
+//! The glue: what the filter does at each proxy-wasm callback, written against
+//! the [`Host`] trait so that it compiles and is tested natively with a mock
+//! host (`tests.rs`), below the real-Envoy tier. It only translates: host calls
+//! in, core decisions out.
+//!
+//! - [`root`]: the root context: configuration, metrics, JWKS fetches on the
+//!   tick, and the requests parked until the first key set arrives;
+//! - [`http`]: one HTTP request: decide, then forward, refuse, park, or
+//!   introspect;
+//! - this file: what every request of one configuration shares, and how a
+//!   decision is applied to the request.
+//!
+//! `crate::wasm` (wasm32 only) is the adapter that implements [`Host`] with
+//! proxy-wasm and hands each callback to these types.
+
+mod http;
+mod metrics;
+mod root;
+#[cfg(test)]
+mod tests;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+pub use http::Http;
+pub use root::Root;
+
+use crate::auth::{Authenticator, Denial};
+use crate::host::{Action, Host, HostError};
+use crate::park::Parking;
+use crate::plan::{Decision, Outcome, Plan, State};
+use crate::request::Request;
+use crate::streak::Streak;
+use metrics::Metrics;
+
+/// At most this many requests wait for the first key set per worker; more
+/// get 503 at once.
+const MAX_PARKED: usize = 4096;
+
+/// The upstream chosen for a request, for the response header. Shared with
+/// the root context while the request is parked.
+type Chosen = Rc<Cell<Option<usize>>>;
+
+/// What every HTTP context of one configuration shares.
+struct Shared {
+    plan: Plan,
+    metrics: Metrics,
+    state: RefCell<State>,
+    parked: RefCell<Parking<Chosen>>,
+    /// The introspection endpoint's failures, reported once per streak.
+    introspection: RefCell<Streak>,
+}
+
+/// Request headers read through the host (of the effective context).
+struct HostRequest<'h>(&'h dyn Host);
+
+impl Request for HostRequest<'_> {
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        self.0.request_header(name)
+    }
+
+    fn cookie_headers(&self) -> Vec<Vec<u8>> {
+        self.0
+            .request_headers()
+            .into_iter()
+            .filter(|(k, _)| k.as_slice() == b"cookie")
+            .map(|(_, v)| v)
+            .collect()
+    }
+}
+
+impl Shared {
+    /// Decides the request of the current (effective) context.
+    fn decide(&self, host: &dyn Host) -> Result<Outcome<'_>, HostError> {
+        // Only token checks need the clock: spare the host call otherwise.
+        let now = match self.plan.auth {
+            Authenticator::OAuth2(_) => host.now_ms()? / 1000,
+            _ => 0,
+        };
+        let mut state = self.state.borrow_mut();
+        Ok(self.plan.decide(&HostRequest(host), &mut state, now))
+    }
+
+    /// Applies a forward decision to the request headers of the current
+    /// (effective) context.
+    fn forward(
+        &self,
+        host: &dyn Host,
+        decision: &Decision<'_>,
+        chosen: &Cell<Option<usize>>,
+    ) -> Result<(), HostError> {
+        let plan = &self.plan;
+        for name in &decision.remove_headers {
+            host.set_request_header(name, None)?;
+        }
+        if let Some(path) = decision.new_path.as_deref() {
+            host.set_request_header(":path", Some(path))?;
+        }
+        // Identity is the filter's to assert: the client's copy is replaced by the
+        // authenticated consumer, or removed when there is none.
+        let consumer = decision.consumer.as_deref().map(str::as_bytes);
+        host.set_request_header(&plan.consumer_header, consumer)?;
+        if decision.consumer.is_some() {
+            self.metrics.auth_allowed(host);
+        }
+        if decision.cached {
+            self.metrics.token_cache_hit(host);
+        }
+        // Always overwrite: a route header sent by the client is never trusted.
+        let upstream = decision.upstream_name.as_bytes();
+        host.set_request_header(&plan.route_header, Some(upstream))?;
+        clear_route_cache(host);
+        self.metrics.routed(host, decision.upstream);
+        chosen.set(Some(decision.upstream));
+        log::debug!(
+            "canary-gate: {} -> {} ({:?}, bucket {:?})",
+            decision.consumer.as_deref().unwrap_or("-"),
+            decision.upstream_name,
+            decision.how,
+            decision.bucket
+        );
+        Ok(())
+    }
+
+    /// Sends the local reply of a refusal, and counts it.
+    fn refuse(&self, host: &dyn Host, denial: &Denial) -> Action {
+        self.metrics.denied(host, denial.reason);
+        log::debug!(
+            "canary-gate: denied with {} ({})",
+            denial.status,
+            denial.reason
+        );
+        reply(host, denial)
+    }
+
+    /// Carries out an outcome that comes after a pause (a parked request, an
+    /// introspection answer): forward and resume, or refuse.
+    fn finish(
+        &self,
+        host: &dyn Host,
+        outcome: Outcome<'_>,
+        chosen: &Cell<Option<usize>>,
+    ) -> Result<(), HostError> {
+        match outcome {
+            Outcome::Forward(decision) => {
+                self.forward(host, &decision, chosen)?;
+                host.resume_request()
+            }
+            Outcome::Refuse(denial) => {
+                self.refuse(host, &denial);
+                Ok(())
+            }
+            // Nothing is waited for twice: a JWT once keys exist, an opaque
+            // token once introspected. Fail closed.
+            Outcome::Wait(_) => {
+                self.refuse(host, &self.plan.keys_unavailable());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Makes Envoy pick the route again now that the route header is set. Envoy does this by itself
+/// after any request-header change for plugins on ABI 0.2.1 (this SDK), but not for newer ABIs
+/// (Envoy 1.33 on), so an SDK upgrade must not silently route on the client's headers. A host
+/// without the `clear_route_cache` foreign function answers `NotFound`: nothing to do then.
+fn clear_route_cache(host: &dyn Host) {
+    if let Err(status) = host.clear_route_cache() {
+        log::debug!("canary-gate: clear_route_cache unavailable ({status})");
+    }
+}
+
+/// Sends a local reply; resets the request if even that fails.
+fn reply(host: &dyn Host, denial: &Denial) -> Action {
+    let headers = denial.headers();
+    if host
+        .send_reply(denial.status, &headers, denial.body.as_bytes())
+        .is_err()
+    {
+        host.reset_request();
+    }
+    Action::Pause
+}
+
+/// A host call failed during a request: refuse it (fail closed).
+fn internal_error(host: &dyn Host, status: HostError) -> Action {
+    log::warn!("canary-gate: host call failed ({status}); refusing the request");
+    reply(host, &Denial::internal())
+}

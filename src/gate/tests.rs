@@ -1,0 +1,533 @@
+//! The glue's own behaviour, through the [`Host`] trait with a mock host: what
+//! it asks the proxy to do for each callback (headers set and removed, replies,
+//! counters, HTTP calls, resumed and parked requests). The real-Envoy tests in
+//! `tests/` check the same from the outside; these reach every branch cheaply.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use sha2::Digest;
+
+use super::{Http, Root};
+use crate::auth::oauth2::HttpCall;
+use crate::host::{Action, Host, HostError};
+
+const ROOT_ID: u32 = 1;
+/// 2027-01-15, inside the fixture tokens' validity.
+const NOW_MS: u64 = 1_800_000_000_000;
+
+type Headers = Vec<(Vec<u8>, Vec<u8>)>;
+type ResponseHeaders = HashMap<u32, Vec<(String, Vec<u8>)>>;
+/// A call answer: the `:status` value and the body.
+type Answer = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Reply {
+    status: u32,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Call {
+    token: u32,
+    cluster: String,
+    headers: Vec<(String, String)>,
+}
+
+/// A proxy in memory: request headers per context, and a record of every
+/// effect the glue asked for.
+#[derive(Default)]
+struct Mock {
+    now_ms: Cell<u64>,
+    config: RefCell<Option<Vec<u8>>>,
+    criticals: RefCell<Vec<String>>,
+    effective: Cell<u32>,
+    requests: RefCell<HashMap<u32, Headers>>,
+    response_headers: RefCell<ResponseHeaders>,
+    replies: RefCell<HashMap<u32, Reply>>,
+    resumed: RefCell<Vec<u32>>,
+    route_cache_cleared: Cell<u32>,
+    calls: RefCell<Vec<Call>>,
+    dispatch_error: Cell<Option<HostError>>,
+    /// The answer delivered with the next `on_http_call_response`.
+    answer: RefCell<Answer>,
+    counters: RefCell<Vec<(String, u64)>>,
+    tick_ms: Cell<Option<u32>>,
+    fail_header_writes: Cell<bool>,
+}
+
+impl Mock {
+    fn new(config: &Value) -> Self {
+        let m = Mock::default();
+        m.now_ms.set(NOW_MS);
+        *m.config.borrow_mut() = Some(config.to_string().into_bytes());
+        m.effective.set(ROOT_ID);
+        m
+    }
+
+    /// A new request on context `id` with `headers`; later calls act on it.
+    fn request(&self, id: u32, headers: &[(&str, &str)]) {
+        let h = headers
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        self.requests.borrow_mut().insert(id, h);
+        self.effective.set(id);
+    }
+
+    fn header_of(&self, id: u32, name: &str) -> Option<String> {
+        let requests = self.requests.borrow();
+        let (_, v) = requests
+            .get(&id)?
+            .iter()
+            .find(|(k, _)| k == name.as_bytes())?;
+        Some(String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn reply_of(&self, id: u32) -> Option<Reply> {
+        self.replies.borrow().get(&id).cloned()
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        self.counters
+            .borrow()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or_else(|| panic!("counter {name} was never defined"), |(_, v)| *v)
+    }
+
+    fn answer_with(&self, status: Option<&str>, body: Option<&[u8]>) {
+        *self.answer.borrow_mut() = (
+            status.map(|s| s.as_bytes().to_vec()),
+            body.map(<[u8]>::to_vec),
+        );
+    }
+}
+
+impl Host for Mock {
+    fn now_ms(&self) -> Result<u64, HostError> {
+        Ok(self.now_ms.get())
+    }
+    fn plugin_configuration(&self) -> Option<Vec<u8>> {
+        self.config.borrow().clone()
+    }
+    fn log_critical(&self, message: &str) {
+        self.criticals.borrow_mut().push(message.to_string());
+    }
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        let requests = self.requests.borrow();
+        let headers = requests.get(&self.effective.get())?;
+        let (_, v) = headers.iter().find(|(k, _)| k == name.as_bytes())?;
+        Some(v.clone())
+    }
+    fn request_headers(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let requests = self.requests.borrow();
+        requests
+            .get(&self.effective.get())
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn set_request_header(&self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {
+        if self.fail_header_writes.get() {
+            return Err(HostError::INTERNAL_FAILURE);
+        }
+        let mut requests = self.requests.borrow_mut();
+        let headers = requests.entry(self.effective.get()).or_default();
+        headers.retain(|(k, _)| k != name.as_bytes());
+        if let Some(v) = value {
+            headers.push((name.as_bytes().to_vec(), v.to_vec()));
+        }
+        Ok(())
+    }
+    fn set_response_header(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        let mut r = self.response_headers.borrow_mut();
+        r.entry(self.effective.get())
+            .or_default()
+            .push((name.to_string(), value.to_vec()));
+        Ok(())
+    }
+    fn clear_route_cache(&self) -> Result<(), HostError> {
+        self.route_cache_cleared
+            .set(self.route_cache_cleared.get() + 1);
+        Ok(())
+    }
+    fn send_reply(
+        &self,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        let reply = Reply {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        };
+        let previous = self
+            .replies
+            .borrow_mut()
+            .insert(self.effective.get(), reply);
+        assert!(previous.is_none(), "two replies to one request");
+        Ok(())
+    }
+    fn reset_request(&self) {}
+    fn resume_request(&self) -> Result<(), HostError> {
+        self.resumed.borrow_mut().push(self.effective.get());
+        Ok(())
+    }
+    fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
+        if context_id != ROOT_ID && !self.requests.borrow().contains_key(&context_id) {
+            return Err(HostError(1));
+        }
+        self.effective.set(context_id);
+        Ok(())
+    }
+    fn dispatch(&self, call: &HttpCall) -> Result<u32, HostError> {
+        if let Some(e) = self.dispatch_error.get() {
+            return Err(e);
+        }
+        let token = u32::try_from(self.calls.borrow().len()).unwrap() + 100;
+        self.calls.borrow_mut().push(Call {
+            token,
+            cluster: call.cluster.clone(),
+            headers: call
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        });
+        Ok(token)
+    }
+    fn call_header(&self, name: &str) -> Option<Vec<u8>> {
+        assert_eq!(name, ":status");
+        self.answer.borrow().0.clone()
+    }
+    fn call_body(&self, max: usize) -> Option<Vec<u8>> {
+        let body = self.answer.borrow().1.clone()?;
+        Some(body.into_iter().take(max).collect())
+    }
+    fn define_counter(&self, name: &str) -> Option<u32> {
+        let mut c = self.counters.borrow_mut();
+        c.push((name.to_string(), 0));
+        u32::try_from(c.len() - 1).ok()
+    }
+    fn increment(&self, id: u32) {
+        self.counters.borrow_mut()[id as usize].1 += 1;
+    }
+    fn set_tick_period_ms(&self, period: u32) -> Result<(), HostError> {
+        self.tick_ms.set(Some(period));
+        Ok(())
+    }
+}
+
+fn configured(config: &Value) -> (Mock, Root) {
+    let host = Mock::new(config);
+    let mut root = Root::new(ROOT_ID);
+    assert!(root.on_vm_start());
+    assert!(root.on_configure(&host), "{:?}", host.criticals.borrow());
+    (host, root)
+}
+
+/// A request through the glue: headers in, the action out.
+fn send(host: &Mock, root: &Root, id: u32, headers: &[(&str, &str)]) -> (Http, Action) {
+    host.request(id, headers);
+    let mut http = root.new_http(id);
+    let action = http.on_request_headers(host);
+    (http, action)
+}
+
+fn token(name: &str) -> String {
+    let v: Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/oauth2/tokens.json")).unwrap();
+    format!("Bearer {}", v["tokens"][name].as_str().unwrap())
+}
+
+fn access_key_config() -> Value {
+    json!({
+        "primary": "v1", "canaries": [{"name": "v2", "percent": 100}],
+        "response_header": "x-served-by",
+        "auth": {"mode": "access_key", "keys": [
+            {"consumer": "alice", "sha256": hex::encode(sha2::Sha256::digest(b"k1"))}]}
+    })
+}
+
+#[test]
+fn configuration_is_refused_with_one_critical_line() {
+    for (config, line) in [
+        (None, "canary-gate: invalid configuration: the plugin configuration is empty; it must be a JSON object with at least \"primary\""),
+        (Some(&b""[..]), "canary-gate: invalid configuration: the plugin configuration is empty; it must be a JSON object with at least \"primary\""),
+        (Some(b"{\"primary\": \"v1\", \"canaries\": [{\"name\": \"v2\", \"percent\": 101}]}"),
+         "canary-gate: invalid configuration: canaries[0].percent: 101 is not between 0 and 100"),
+    ] {
+        let host = Mock::default();
+        *host.config.borrow_mut() = config.map(<[u8]>::to_vec);
+        assert!(!Root::new(ROOT_ID).on_configure(&host));
+        assert_eq!(*host.criticals.borrow(), vec![line.to_string()]);
+        assert!(host.counters.borrow().is_empty(), "nothing defined for a refused config");
+    }
+}
+
+#[test]
+fn forwarding_writes_the_route_and_the_identity_and_strips_the_credential() {
+    let (host, root) = configured(&access_key_config());
+    let (mut http, action) = send(
+        &host,
+        &root,
+        2,
+        &[
+            ("x-api-key", "k1"),
+            ("x-canary-upstream", "forged"),
+            ("x-canary-consumer", "mallory"),
+        ],
+    );
+    assert_eq!(action, Action::Continue);
+    assert_eq!(
+        host.header_of(2, "x-canary-upstream").as_deref(),
+        Some("v2")
+    );
+    assert_eq!(
+        host.header_of(2, "x-canary-consumer").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(host.header_of(2, "x-api-key"), None);
+    assert_eq!(host.route_cache_cleared.get(), 1);
+    assert_eq!(host.counter("canary_gate.upstream.v2.requests"), 1);
+    assert_eq!(host.counter("canary_gate.upstream.v1.requests"), 0);
+    assert_eq!(host.counter("canary_gate.auth_allowed"), 1);
+    assert_eq!(http.on_response_headers(&host), Action::Continue);
+    assert_eq!(
+        host.response_headers.borrow()[&2],
+        vec![("x-served-by".to_string(), b"v2".to_vec())]
+    );
+    assert!(http.on_done());
+}
+
+#[test]
+fn refusals_reply_with_the_challenge_and_count_the_reason() {
+    let (host, root) = configured(&access_key_config());
+    let (mut http, action) = send(&host, &root, 2, &[("x-api-key", "wrong")]);
+    assert_eq!(action, Action::Pause);
+    let reply = host.reply_of(2).unwrap();
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("ApiKey realm=\"canary-gate\", header=\"x-api-key\"")
+    );
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        reply.body,
+        r#"{"error":"unauthorized","reason":"invalid_credentials"}"#
+    );
+    assert_eq!(
+        host.counter("canary_gate.reason.invalid_credentials.auth_denied"),
+        1
+    );
+    assert_eq!(host.route_cache_cleared.get(), 0);
+    // No upstream was chosen: no response header.
+    http.on_response_headers(&host);
+    assert!(host.response_headers.borrow().is_empty());
+}
+
+#[test]
+fn a_failing_host_call_refuses_the_request_with_500() {
+    let (host, root) = configured(&access_key_config());
+    host.fail_header_writes.set(true);
+    let (_, action) = send(&host, &root, 2, &[("x-api-key", "k1")]);
+    assert_eq!(action, Action::Pause);
+    let reply = host.reply_of(2).unwrap();
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (500, r#"{"error":"internal"}"#)
+    );
+}
+
+#[test]
+fn a_request_on_an_unconfigured_plugin_fails_closed() {
+    let host = Mock::new(&json!({}));
+    let root = Root::new(ROOT_ID);
+    let (_, action) = send(&host, &root, 2, &[]);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.reply_of(2).unwrap().status, 500);
+}
+
+fn jwks_uri_config() -> Value {
+    json!({
+        "primary": "v1",
+        "auth": {"mode": "oauth2", "issuer": "https://idp.example.com", "audiences": ["models"],
+                 "jwks_uri": {"cluster": "idp", "path": "/jwks.json", "timeout_ms": 2000}}
+    })
+}
+
+const JWKS: &[u8] = include_bytes!("../../tests/fixtures/oauth2/jwks.json");
+
+#[test]
+fn jwts_wait_for_the_first_key_set_and_resume_when_it_arrives() {
+    let (host, mut root) = configured(&jwks_uri_config());
+    assert_eq!(
+        host.tick_ms.get(),
+        Some(500),
+        "a quarter of the fetch timeout"
+    );
+    let first = host.calls.borrow()[0].clone();
+    assert_eq!(first.cluster, "idp");
+    assert!(first
+        .headers
+        .contains(&(":path".into(), "/jwks.json".into())));
+
+    let bearer = token("rs256");
+    let (_, a2) = send(&host, &root, 2, &[("authorization", &bearer)]);
+    let (mut gone, a3) = send(&host, &root, 3, &[("authorization", &bearer)]);
+    let (_, a4) = send(&host, &root, 4, &[("authorization", &bearer)]);
+    assert_eq!((a2, a3, a4), (Action::Pause, Action::Pause, Action::Pause));
+    assert!(gone.on_done(), "request 3 goes away while it waits");
+
+    host.now_ms.set(NOW_MS + 1_000);
+    host.effective.set(ROOT_ID);
+    root.on_tick(&host);
+    assert!(
+        host.replies.borrow().is_empty(),
+        "nothing expires before the timeout"
+    );
+
+    host.answer_with(Some("200"), Some(JWKS));
+    root.on_http_call_response(&host, first.token, JWKS.len());
+    assert_eq!(
+        *host.resumed.borrow(),
+        vec![2, 4],
+        "request 3 is not resumed"
+    );
+    assert_eq!(
+        host.header_of(2, "x-canary-upstream").as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        host.header_of(4, "x-canary-consumer").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        host.header_of(2, "authorization"),
+        None,
+        "the token is removed"
+    );
+    assert_eq!(
+        host.effective.get(),
+        ROOT_ID,
+        "the root's context is restored"
+    );
+    assert_eq!(host.counter("canary_gate.oauth2.jwks_fetch_ok"), 1);
+
+    // With keys, a JWT is decided at once.
+    let (_, action) = send(&host, &root, 5, &[("authorization", &bearer)]);
+    assert_eq!(action, Action::Continue);
+}
+
+#[test]
+fn jwts_get_503_when_no_key_set_arrives_in_time() {
+    let (host, mut root) = configured(&jwks_uri_config());
+    let first = host.calls.borrow()[0].token;
+    let (_, action) = send(&host, &root, 2, &[("authorization", &token("rs256"))]);
+    assert_eq!(action, Action::Pause);
+
+    host.effective.set(ROOT_ID);
+    host.answer_with(Some("503"), None);
+    root.on_http_call_response(&host, first, 0);
+    assert_eq!(host.counter("canary_gate.oauth2.jwks_fetch_failed"), 1);
+    assert!(host.replies.borrow().is_empty());
+
+    host.now_ms.set(NOW_MS + 2_000);
+    root.on_tick(&host);
+    let reply = host.reply_of(2).expect("503 after the fetch timeout");
+    assert_eq!(reply.status, 503);
+    assert!(reply.body.contains("keys_unavailable"), "{}", reply.body);
+    assert_eq!(
+        host.counter("canary_gate.reason.keys_unavailable.auth_denied"),
+        1
+    );
+    assert_eq!(host.calls.borrow().len(), 2, "the tick retried the fetch");
+}
+
+#[test]
+fn an_undispatchable_jwks_fetch_is_counted_as_a_failure() {
+    let host = Mock::new(&jwks_uri_config());
+    host.dispatch_error.set(Some(HostError(2)));
+    let mut root = Root::new(ROOT_ID);
+    assert!(root.on_configure(&host));
+    assert_eq!(host.counter("canary_gate.oauth2.jwks_fetch_failed"), 1);
+}
+
+fn introspection_config() -> Value {
+    json!({
+        "primary": "v1", "canaries": [{"name": "v2", "percent": 50}], "split": {"by": "consumer"},
+        "auth": {"mode": "oauth2", "introspection": {"cluster": "idp", "path": "/introspect",
+                 "client_id": "gate", "client_secret": "s3cret"}}
+    })
+}
+
+#[test]
+fn opaque_tokens_are_introspected_then_forwarded() {
+    let (host, root) = configured(&introspection_config());
+    let (mut http, action) = send(&host, &root, 2, &[("authorization", "Bearer opaque-1")]);
+    assert_eq!(action, Action::Pause);
+    let call = host.calls.borrow()[0].clone();
+    assert_eq!(call.cluster, "idp");
+    assert_eq!(host.counter("canary_gate.oauth2.introspection_requests"), 1);
+
+    let body = br#"{"active": true, "sub": "dave"}"#;
+    host.answer_with(Some("200"), Some(body));
+    http.on_http_call_response(&host, call.token + 1, body.len());
+    assert!(
+        host.resumed.borrow().is_empty(),
+        "another call's answer is ignored"
+    );
+    http.on_http_call_response(&host, call.token, body.len());
+    assert_eq!(*host.resumed.borrow(), vec![2]);
+    assert_eq!(
+        host.header_of(2, "x-canary-consumer").as_deref(),
+        Some("dave")
+    );
+
+    // The verdict is cached: the same token is decided at once, no call.
+    let (_, action) = send(&host, &root, 3, &[("authorization", "Bearer opaque-1")]);
+    assert_eq!(action, Action::Continue);
+    assert_eq!(host.calls.borrow().len(), 1);
+    assert_eq!(host.counter("canary_gate.oauth2.token_cache_hits"), 1);
+}
+
+#[test]
+fn introspection_failures_get_503() {
+    let (host, root) = configured(&introspection_config());
+    let (mut http, _) = send(&host, &root, 2, &[("authorization", "Bearer opaque-1")]);
+    let call = host.calls.borrow()[0].clone();
+    host.answer_with(None, None);
+    http.on_http_call_response(&host, call.token, 0);
+    let reply = host.reply_of(2).unwrap();
+    assert_eq!(reply.status, 503);
+    assert!(
+        reply.body.contains("introspection_unavailable"),
+        "{}",
+        reply.body
+    );
+
+    host.dispatch_error.set(Some(HostError(2)));
+    let (_, action) = send(&host, &root, 3, &[("authorization", "Bearer opaque-2")]);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.reply_of(3).unwrap().status, 503);
+    assert_eq!(
+        host.counter("canary_gate.reason.introspection_unavailable.auth_denied"),
+        2
+    );
+}
