@@ -108,7 +108,11 @@ pub fn verify(
     if candidates.is_empty() {
         return Err(None);
     }
-    let mut first_error = None;
+    // A key whose signature check failed says nothing about the token's
+    // claims; a key that verified the signature and then refused a claim
+    // (expired, wrong issuer...) gives the true reason. Without a `kid` every
+    // key of the `alg` is tried, so the signer need not be the first.
+    let mut verdict = None;
     for verifier in candidates {
         match verify_with(verifier, token, options.clone()) {
             Ok(claims) => {
@@ -122,12 +126,13 @@ pub fn verify(
                     extra: claims.custom,
                 });
             }
+            Err(TokenError::BadSignature) => {}
             Err(e) => {
-                first_error.get_or_insert(e);
+                verdict.get_or_insert(e);
             }
         }
     }
-    Err(Some(first_error.unwrap_or(TokenError::BadSignature)))
+    Err(Some(verdict.unwrap_or(TokenError::BadSignature)))
 }
 
 fn verify_with(
@@ -181,5 +186,61 @@ mod tests {
         assert!(!looks_like_jwt("a..c"));
         assert!(!looks_like_jwt("a.b.c.d"));
         assert!(!looks_like_jwt("opaque-token_123"));
+    }
+
+    /// Two RSA keys without a `kid` match: the token names no key, so both are tried.
+    fn two_rsa_keys() -> (KeySet, jwt_simple::prelude::RS256KeyPair) {
+        use base64::Engine;
+        use jwt_simple::prelude::RS256KeyPair;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = |pem: &str, kid: &str| {
+            let c = RS256KeyPair::from_pem(pem)
+                .unwrap()
+                .public_key()
+                .to_components();
+            serde_json::json!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+                               "n": b64(&c.n), "e": b64(&c.e)})
+        };
+        let first = include_str!("../../../tests/fixtures/oauth2/keys/rsa-1.pem");
+        let second = include_str!("../../../tests/fixtures/oauth2/keys/rsa-2.pem");
+        let doc = serde_json::json!({"keys": [jwk(first, "rsa-1"), jwk(second, "rsa-2")]});
+        let set = super::super::parse_remote_jwks(doc.to_string().as_bytes()).unwrap();
+        (set, RS256KeyPair::from_pem(second).unwrap())
+    }
+
+    #[test]
+    fn the_key_that_verified_the_signature_gives_the_reason() {
+        use jwt_simple::prelude::{Claims as Jwt, RSAKeyPairLike};
+        let (set, signer) = two_rsa_keys();
+        let keys = Keys {
+            sets: [Some(&set), None],
+            hs256: None,
+        };
+        let rules = Rules::new("https://idp.example.com", &["models".to_string()], 0);
+        let claims = Jwt::create(Duration::from_secs(60))
+            .with_issuer("https://idp.example.com")
+            .with_audience("models")
+            .with_subject("alice");
+        // No kid: signed by the second key; the first fails the signature check.
+        let token = signer.sign(claims).unwrap();
+        let issued = Token::decode_metadata(&token).unwrap();
+        assert_eq!(issued.key_id(), None);
+        let issued_at = jwt_simple::prelude::Clock::now_since_epoch().as_secs();
+        // Valid now: accepted by the second key.
+        assert!(verify(&token, &keys, &rules, issued_at).is_ok());
+        // An hour later it has expired: that is the verdict, not a bad signature.
+        assert_eq!(
+            verify(&token, &keys, &rules, issued_at + 3_600).err(),
+            Some(Some(TokenError::Expired))
+        );
+        // A signature neither key made: bad, whatever the claims say.
+        let mut forged = token.into_bytes();
+        let middle = forged.len() - 20;
+        forged[middle] = if forged[middle] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert_eq!(
+            verify(&forged, &keys, &rules, issued_at + 3_600).err(),
+            Some(Some(TokenError::BadSignature))
+        );
     }
 }
