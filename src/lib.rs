@@ -11,6 +11,7 @@
 //! - [`auth`]: none, HTTP Basic, access keys and OAuth2 (JWT, JWKS, introspection);
 //! - [`config`]: the JSON contract, parsed and validated once into an immutable [`plan::Plan`];
 //! - [`plan`]: the per-request decision, written against the [`request::Request`] trait;
+//! - [`watch`]: response classes, sliding windows, the canary guard and the ramp;
 //! - [`host`]: the host calls the glue makes, as a trait;
 //! - [`gate`]: the glue: each proxy-wasm callback, written against [`host::Host`]
 //!   and tested natively with a mock host;
@@ -27,6 +28,7 @@ pub mod plan;
 pub mod request;
 pub mod split;
 pub mod streak;
+pub mod watch;
 // The ABI's map encoding: used by the wasm adapter, tested natively.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod wire;
