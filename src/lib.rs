@@ -3,19 +3,28 @@
 //! route header that Envoy's `cluster_header` route (or an Istio VirtualService
 //! header match) reads.
 //!
-//! Layout:
-//! - [`config`]: the JSON contract, parsed and validated once into an immutable [`plan::Plan`];
-//! - [`split`]: bucket edges and the upstream choice;
-//! - [`auth`]: none, HTTP Basic and access-key authentication;
+//! Layout (each module uses only those listed before it; `filter` uses them all):
+//! - [`validate`]: configuration errors ([`validate::ConfigError`]) and the field
+//!   validators every part of the configuration shares;
+//! - [`reply`]: every local reply the filter can send (401/403/503 refusals, 500s);
 //! - [`request`]: the request as raw header bytes, and byte-level query and cookie parsers;
-//! - [`plan`]: the per-request decision, written against the [`request::Request`] trait;
+//! - [`split`]: bucket edges and the upstream choice;
+//! - [`auth`]: none, HTTP Basic, access-key and OAuth2 bearer-token
+//!   authentication (JWTs verified against configured or fetched JWKS, or RFC 7662
+//!   introspection); each mode owns and validates its part of the configuration;
+//! - [`config`]: the JSON contract, parsed and validated once into an immutable
+//!   [`config::Plan`];
+//! - [`decide`]: the per-request decision ([`config::Plan::decide`]), written against
+//!   the [`request::Request`] trait, and the per-VM [`decide::State`];
 //! - `filter` (wasm only): the thin proxy-wasm layer, the only code that talks to Envoy.
 
 pub mod auth;
 pub mod config;
-pub mod plan;
+pub mod decide;
+pub mod reply;
 pub mod request;
 pub mod split;
+pub mod validate;
 // The ABI's map encoding: used by the wasm-only filter, tested natively.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod wire;
