@@ -30,8 +30,10 @@ use crate::auth::oauth2::{
     self, digest_bytes, parse_remote_jwks, tick_period_ms, HttpCall, KeySet, Refresh, TokenDigest,
     MAX_JWKS_BYTES,
 };
-use crate::auth::{denial_reasons, Authenticator, Denial, CREDENTIAL_CACHE_CAPACITY};
-use crate::plan::{Decision, Outcome, Plan, State, Wait};
+use crate::auth::{denial_reasons, Authenticator, CREDENTIAL_CACHE_CAPACITY};
+use crate::config::Plan;
+use crate::decide::{Decision, Outcome, State, Wait};
+use crate::reply::Denial;
 use crate::request::Request;
 
 type Status = HostError;
