@@ -1,5 +1,5 @@
 //! The compiled configuration: immutable once [`super::parse`] has built it,
-//! shared by every request ([`crate::decide`] reads it).
+//! shared by every request.
 
 use crate::auth::Authenticator;
 use crate::split::SplitPlan;

@@ -379,11 +379,7 @@ fn declared_alg(jwk: &RawJwk) -> Result<Option<Alg>, Problem> {
 
 /// An RSA key verifies its `alg`, or every RSA algorithm when none is named.
 fn rsa_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Vec<Verifier>, Problem> {
-    if let Some(a) = alg {
-        if !Alg::RSA.contains(&a) {
-            return Err(alg_mismatch(a, "RSA").into());
-        }
-    }
+    check_alg(alg, &Alg::RSA, "RSA")?;
     let n = member(&jwk.n, "n")?;
     let e = member(&jwk.e, "e")?;
     check_rsa(&n, &e)?;
@@ -403,28 +399,13 @@ fn rsa_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Vec<Verifier>, Problem> {
 
 /// An EC key on P-256 (ES256) or P-384 (ES384).
 fn ec_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Verifier, Problem> {
-    let crv = jwk
-        .crv
-        .as_deref()
-        .ok_or_else(|| KeyError::new("crv", "is required for EC keys"))?;
-    let (expected, size) = match crv {
-        "P-256" => (Alg::ES256, 32),
-        "P-384" => (Alg::ES384, 48),
-        other => {
-            return unsupported(
-                "crv",
-                format!(
-                    "unsupported curve \"{}\" (supported: P-256, P-384)",
-                    other.escape_debug()
-                ),
-            )
-        }
+    let crv = curve(jwk, "EC", &["P-256", "P-384"])?;
+    let (expected, size) = if crv == "P-256" {
+        (Alg::ES256, 32)
+    } else {
+        (Alg::ES384, 48)
     };
-    if let Some(a) = alg {
-        if a != expected {
-            return Err(alg_mismatch(a, crv).into());
-        }
-    }
+    check_alg(alg, &[expected], crv)?;
     let x = member(&jwk.x, "x")?;
     let y = member(&jwk.y, "y")?;
     coordinate_size(&x, "x", size, crv)?;
@@ -444,24 +425,8 @@ fn ec_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Verifier, Problem> {
 
 /// An OKP key on Ed25519 (EdDSA).
 fn okp_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Verifier, Problem> {
-    let crv = jwk
-        .crv
-        .as_deref()
-        .ok_or_else(|| KeyError::new("crv", "is required for OKP keys"))?;
-    if crv != "Ed25519" {
-        return unsupported(
-            "crv",
-            format!(
-                "unsupported curve \"{}\" (supported: Ed25519)",
-                crv.escape_debug()
-            ),
-        );
-    }
-    if let Some(a) = alg {
-        if a != Alg::EdDSA {
-            return Err(alg_mismatch(a, crv).into());
-        }
-    }
+    let crv = curve(jwk, "OKP", &["Ed25519"])?;
+    check_alg(alg, &[Alg::EdDSA], crv)?;
     let x = member(&jwk.x, "x")?;
     coordinate_size(&x, "x", 32, crv)?;
     let key = Ed25519PublicKey::from_bytes(&x)
@@ -469,11 +434,34 @@ fn okp_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Verifier, Problem> {
     Ok(Verifier::EdDsa(key))
 }
 
-fn alg_mismatch(alg: Alg, key: &str) -> KeyError {
-    KeyError::new(
-        "alg",
-        format!("\"{}\" cannot be used with a {key} key", alg.name()),
-    )
+/// The `crv` of an EC or OKP key, if it is one of the `supported` curves.
+fn curve<'a>(jwk: &'a RawJwk, kty: &str, supported: &[&str]) -> Result<&'a str, Problem> {
+    let crv = jwk
+        .crv
+        .as_deref()
+        .ok_or_else(|| KeyError::new("crv", format!("is required for {kty} keys")))?;
+    if !supported.contains(&crv) {
+        return unsupported(
+            "crv",
+            format!(
+                "unsupported curve \"{}\" (supported: {})",
+                crv.escape_debug(),
+                supported.join(", ")
+            ),
+        );
+    }
+    Ok(crv)
+}
+
+/// A declared `alg` must be one that a `key` key verifies.
+fn check_alg(alg: Option<Alg>, allowed: &[Alg], key: &str) -> Result<(), KeyError> {
+    match alg {
+        Some(a) if !allowed.contains(&a) => Err(KeyError::new(
+            "alg",
+            format!("\"{}\" cannot be used with a {key} key", a.name()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A coordinate must be `size` bytes on curve `crv`.
@@ -663,6 +651,26 @@ mod tests {
                 r#"{{"kty":"EC","crv":"P-256","x":"{zero}","y":"{zero}"}}"#
             )),
             "x: x and y are not a point on P-256"
+        );
+        assert_eq!(
+            err(r#"{"kty":"EC","x":"AA","y":"AA"}"#),
+            "crv: is required for EC keys"
+        );
+        assert_eq!(
+            err(r#"{"kty":"EC","crv":"P-256","alg":"ES384","x":"AA"}"#),
+            "alg: \"ES384\" cannot be used with a P-256 key"
+        );
+        assert_eq!(
+            err(r#"{"kty":"OKP","x":"AA"}"#),
+            "crv: is required for OKP keys"
+        );
+        assert_eq!(
+            err(r#"{"kty":"OKP","crv":"Ed25519","alg":"ES256","x":"AA"}"#),
+            "alg: \"ES256\" cannot be used with a Ed25519 key"
+        );
+        assert_eq!(
+            err(r#"{"kty":"EC","crv":"P-384","x":"AAAA"}"#),
+            "y: is required"
         );
         assert_eq!(
             err(r#"{"kty":"OKP","crv":"X25519","x":"AA"}"#),
