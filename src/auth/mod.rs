@@ -13,8 +13,8 @@ pub mod oauth2;
 
 use std::fmt;
 
-pub use access_key::AccessKeyAuth;
 pub(crate) use access_key::RawAccessKey;
+pub use access_key::{AccessKeyAuth, DEFAULT_ACCESS_KEY_HEADER};
 pub(crate) use basic::RawBasic;
 pub use basic::{BasicAuth, CredentialCache, CREDENTIAL_CACHE_CAPACITY};
 pub use oauth2::{OAuth2Auth, TokenError};

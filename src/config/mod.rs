@@ -1,4 +1,4 @@
-//! The plugin configuration: the JSON contract users write ([`raw`]), and
+//! The plugin configuration: the JSON contract users write (`raw.rs`), and
 //! its validation into an immutable [`Plan`]. Everything that can be decided
 //! or prepared ahead of a request (bucket edges, decoded digests, lowercased
 //! header names) is done here, once, in [`parse`].
