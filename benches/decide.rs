@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use canary_gate::auth::CREDENTIAL_CACHE_CAPACITY;
-use canary_gate::config::parse;
-use canary_gate::plan::{Plan, Request, State};
+use canary_gate::config::{parse, Plan};
+use canary_gate::decide::State;
+use canary_gate::request::Request;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 /// Request headers, lowercase names, pseudo-headers included.

@@ -4,14 +4,21 @@
 //! Envoy's `cluster_header` route (or an Istio VirtualService header match)
 //! reads.
 //!
-//! Layout (each module imports only those listed before it):
+//! Layout (each module uses only those listed before it; `wasm` uses them all):
+//! - [`validate`]: configuration errors ([`validate::ConfigError`]) and the field
+//!   validators every part of the configuration shares;
+//! - [`reply`]: every local reply the filter can send (401/403/503 refusals, 500s);
 //! - [`request`]: the request as raw header bytes, and byte-level query and cookie parsers;
-//! - [`split`]: bucket edges, murmur3, the upstream choice;
+//! - [`split`]: bucket edges and the upstream choice;
 //! - [`streak`], [`park`]: once-per-streak reporting, the queue of parked requests;
-//! - [`auth`]: none, HTTP Basic, access keys and OAuth2 (JWT, JWKS, introspection);
-//! - [`config`]: the JSON contract, parsed and validated once into an immutable [`plan::Plan`];
-//! - [`plan`]: the per-request decision, written against the [`request::Request`] trait;
 //! - [`watch`]: response classes, sliding windows, the canary guard and the ramp;
+//! - [`auth`]: none, HTTP Basic, access-key and OAuth2 bearer-token
+//!   authentication (JWTs verified against configured or fetched JWKS, or RFC 7662
+//!   introspection); each mode owns and validates its part of the configuration;
+//! - [`config`]: the JSON contract, parsed and validated once into an immutable
+//!   [`config::Plan`];
+//! - [`decide`]: the per-request decision ([`config::Plan::decide`]), written against
+//!   the [`request::Request`] trait, and the per-VM [`decide::State`];
 //! - [`host`]: the host calls the glue makes, as a trait;
 //! - [`gate`]: the glue: each proxy-wasm callback, written against [`host::Host`]
 //!   and tested natively with a mock host;
@@ -21,13 +28,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod decide;
 pub mod gate;
 pub mod host;
 pub mod park;
-pub mod plan;
+pub mod reply;
 pub mod request;
 pub mod split;
 pub mod streak;
+pub mod validate;
 pub mod watch;
 // The ABI's map encoding: used by the wasm adapter, tested natively.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]

@@ -5,11 +5,51 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use super::AuthError;
-use crate::config::{ConfigError, RawKey};
+use super::{default_realm, AuthError};
+use crate::validate::{header_name, non_empty, realm, ConfigError, Unique};
+
+/// The header that carries the key when `auth.header` is not set.
+pub const DEFAULT_ACCESS_KEY_HEADER: &str = "x-api-key";
+
+/// `{"mode": "access_key", ...}`: the JSON shape of this mode.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccessKey {
+    #[serde(default = "default_realm")]
+    realm: String,
+    #[serde(default = "default_access_key_header")]
+    header: String,
+    #[serde(default)]
+    query: Option<String>,
+    keys: Vec<RawKey>,
+}
+
+/// One configured key: the consumer it identifies and the key's SHA-256 (hex).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKey {
+    pub(crate) consumer: String,
+    pub(crate) sha256: String,
+}
+
+fn default_access_key_header() -> String {
+    DEFAULT_ACCESS_KEY_HEADER.to_string()
+}
+
+impl RawAccessKey {
+    pub(crate) fn build(self) -> Result<AccessKeyAuth, ConfigError> {
+        let realm = realm("auth.realm", &self.realm)?;
+        let header = header_name("auth.header", &self.header)?;
+        if let Some(q) = &self.query {
+            non_empty("auth.query", q)?;
+        }
+        AccessKeyAuth::new(realm, header, self.query, &self.keys)
+    }
+}
 
 struct Key {
     consumer: String,
@@ -44,6 +84,7 @@ impl AccessKeyAuth {
             return Err(ConfigError::new("auth.keys", "must list at least one key"));
         }
         let mut keys: Vec<Key> = Vec::with_capacity(raw.len());
+        let mut digests = Unique::default();
         for (i, k) in raw.iter().enumerate() {
             if k.consumer.is_empty() || !k.consumer.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(ConfigError::new(
@@ -60,12 +101,12 @@ impl AccessKeyAuth {
                         "must be 64 hex characters: the SHA-256 digest of the key, not the key itself",
                     )
                 })?;
-            if let Some(j) = keys.iter().position(|other| other.digest == digest) {
-                return Err(ConfigError::new(
-                    format!("auth.keys[{i}].sha256"),
-                    format!("same digest as auth.keys[{j}]"),
-                ));
-            }
+            digests.check(
+                i,
+                digest,
+                |i| format!("auth.keys[{i}].sha256"),
+                |_, j| format!("same digest as auth.keys[{j}]"),
+            )?;
             keys.push(Key {
                 consumer: k.consumer.clone(),
                 digest,

@@ -14,12 +14,13 @@ use std::fmt;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
+use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AuthError;
-use crate::config::{first_duplicate, ConfigError};
+use super::{default_realm, AuthError};
+use crate::validate::{realm, unique, ConfigError};
 
 /// Standard base64 alphabet; padding optional (some clients omit it).
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -57,6 +58,21 @@ struct User {
     hash: PasswordHash,
 }
 
+/// `{"mode": "basic", ...}`: the JSON shape of this mode.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBasic {
+    #[serde(default = "default_realm")]
+    realm: String,
+    users: Vec<String>,
+}
+
+impl RawBasic {
+    pub(crate) fn build(self) -> Result<BasicAuth, ConfigError> {
+        BasicAuth::new(realm("auth.realm", &self.realm)?, &self.users)
+    }
+}
+
 #[derive(Debug)]
 pub struct BasicAuth {
     realm: String,
@@ -75,12 +91,11 @@ impl BasicAuth {
         for (i, line) in lines.iter().enumerate() {
             parsed.push(parse_htpasswd_line(&format!("auth.users[{i}]"), line)?);
         }
-        if let Some((i, name)) = first_duplicate(parsed.iter().map(|u| u.name.as_str())) {
-            return Err(ConfigError::new(
-                format!("auth.users[{i}]"),
-                format!("user \"{name}\" is listed twice"),
-            ));
-        }
+        unique(
+            parsed.iter().map(|u| u.name.as_str()),
+            |i| format!("auth.users[{i}]"),
+            |name, _| format!("user \"{name}\" is listed twice"),
+        )?;
         let users = parsed.into_iter().map(|u| (u.name.clone(), u)).collect();
         Ok(Self { realm, users })
     }

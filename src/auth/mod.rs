@@ -2,6 +2,10 @@
 //! access keys (SHA-256 digests) and OAuth2 bearer tokens (RFC 6750). Pure
 //! Rust, no host calls: the filter hands in the credential it read and gets
 //! back an identity or a [`Denial`] (the complete local reply).
+//!
+//! Each mode owns its JSON shape (`RawBasic`, `RawAccessKey`, the OAuth2
+//! `auth` object) and builds itself from it, validating with
+//! [`crate::validate`]; nothing here reads the rest of the configuration.
 
 mod access_key;
 mod basic;
@@ -9,9 +13,20 @@ pub mod oauth2;
 
 use std::fmt;
 
-pub use access_key::AccessKeyAuth;
+pub(crate) use access_key::RawAccessKey;
+pub use access_key::{AccessKeyAuth, DEFAULT_ACCESS_KEY_HEADER};
+pub(crate) use basic::RawBasic;
 pub use basic::{BasicAuth, CredentialCache, CREDENTIAL_CACHE_CAPACITY};
 pub use oauth2::{OAuth2Auth, TokenError};
+
+use crate::reply::Denial;
+
+/// The realm of every mode's challenge when `auth.realm` is not set.
+pub const DEFAULT_REALM: &str = "canary-gate";
+
+fn default_realm() -> String {
+    DEFAULT_REALM.to_string()
+}
 
 /// The configured authenticator.
 #[derive(Debug)]
@@ -53,59 +68,7 @@ impl Authenticator {
     /// The local reply for a Basic or access-key failure: always 401 with the
     /// authenticator's challenge.
     pub fn deny(&self, error: AuthError) -> Denial {
-        Denial {
-            status: 401,
-            challenge: self.challenge(),
-            body: error.body(),
-            reason: error.reason(),
-        }
-    }
-}
-
-/// A refused request: the complete local reply, computed by the pure code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// 401, 403 or 503.
-    pub status: u32,
-    /// The `WWW-Authenticate` value, if any.
-    pub challenge: Option<String>,
-    /// A short JSON body.
-    pub body: String,
-    /// Stable label for the metric and the log.
-    pub reason: &'static str,
-}
-
-impl Denial {
-    /// The reply's headers: the challenge (if any), a JSON body, and no caching.
-    pub fn headers(&self) -> Vec<(&str, &str)> {
-        let mut headers = Vec::with_capacity(3);
-        if let Some(challenge) = self.challenge.as_deref() {
-            headers.push(("www-authenticate", challenge));
-        }
-        headers.push(("content-type", "application/json"));
-        headers.push(("cache-control", "no-store"));
-        headers
-    }
-
-    /// 500 when a host call fails during a request (the filter fails closed).
-    pub fn internal() -> Self {
-        Denial {
-            status: 500,
-            challenge: None,
-            body: "{\"error\":\"internal\"}".to_string(),
-            reason: "internal",
-        }
-    }
-
-    /// 500 for a request on a plugin that has no configuration (Envoy does not
-    /// create requests for a plugin it refused; fail closed anyway).
-    pub fn not_configured() -> Self {
-        Denial {
-            status: 500,
-            challenge: None,
-            body: "{\"error\":\"canary-gate is not configured\"}".to_string(),
-            reason: "not_configured",
-        }
+        Denial::unauthorized(self.challenge(), "unauthorized", error.reason())
     }
 }
 
@@ -142,14 +105,6 @@ impl AuthError {
             AuthError::Malformed => "malformed_credentials",
             AuthError::Invalid => "invalid_credentials",
         }
-    }
-
-    /// The short JSON body of the 401 response.
-    pub fn body(self) -> String {
-        format!(
-            "{{\"error\":\"unauthorized\",\"reason\":\"{}\"}}",
-            self.reason()
-        )
     }
 }
 

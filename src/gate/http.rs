@@ -6,12 +6,13 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::root::read_body;
-use super::{internal_error, reply, Chosen, Shared};
+use super::{internal_error, send, Chosen, Shared};
 use crate::auth::oauth2::fetch::{self, key_wait_ms};
 use crate::auth::oauth2::{HttpCall, TokenDigest};
-use crate::auth::{Authenticator, Denial};
+use crate::auth::Authenticator;
+use crate::decide::{Outcome, Wait};
 use crate::host::{Action, Host, HostError};
-use crate::plan::{Outcome, Wait};
+use crate::reply::Reply;
 
 /// The largest introspection answer read from the host.
 const MAX_CALL_BODY: usize = 64 * 1024;
@@ -39,7 +40,7 @@ impl Http {
         let Some(shared) = self.shared.clone() else {
             // Unreachable in practice: Envoy does not create HTTP contexts for a
             // plugin whose configuration failed. Fail closed anyway.
-            return reply(host, &Denial::not_configured());
+            return send(host, &Reply::not_configured());
         };
         match self.handle(host, &shared) {
             Ok(action) => action,

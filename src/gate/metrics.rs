@@ -1,8 +1,8 @@
 //! The filter's counters, defined once per configuration.
 
 use crate::auth::{denial_reasons, Authenticator};
+use crate::config::Plan;
 use crate::host::Host;
-use crate::plan::Plan;
 
 /// Counter ids (`None` where the host refused to define one: it is skipped).
 #[derive(Debug)]

@@ -25,10 +25,12 @@ use std::rc::Rc;
 pub use http::Http;
 pub use root::Root;
 
-use crate::auth::{Authenticator, Denial};
+use crate::auth::Authenticator;
+use crate::config::Plan;
+use crate::decide::{Decision, Outcome, State};
 use crate::host::{Action, Host, HostError};
 use crate::park::Parking;
-use crate::plan::{Decision, Outcome, Plan, State};
+use crate::reply::{Denial, Reply};
 use crate::request::Request;
 use crate::streak::Streak;
 use metrics::Metrics;
@@ -130,7 +132,7 @@ impl Shared {
             denial.status,
             denial.reason
         );
-        reply(host, denial)
+        send(host, &denial.reply())
     }
 
     /// Carries out an outcome that comes after a pause (a parked request, an
@@ -171,10 +173,10 @@ fn clear_route_cache(host: &dyn Host) {
 }
 
 /// Sends a local reply; resets the request if even that fails.
-fn reply(host: &dyn Host, denial: &Denial) -> Action {
-    let headers = denial.headers();
+fn send(host: &dyn Host, reply: &Reply) -> Action {
+    let headers = reply.header_pairs();
     if host
-        .send_reply(denial.status, &headers, denial.body.as_bytes())
+        .send_reply(reply.status, &headers, reply.body.as_bytes())
         .is_err()
     {
         host.reset_request();
@@ -185,5 +187,5 @@ fn reply(host: &dyn Host, denial: &Denial) -> Action {
 /// A host call failed during a request: refuse it (fail closed).
 fn internal_error(host: &dyn Host, status: HostError) -> Action {
     log::warn!("canary-gate: host call failed ({status}); refusing the request");
-    reply(host, &Denial::internal())
+    send(host, &Reply::internal())
 }

@@ -9,9 +9,10 @@ use super::{internal_error, Chosen, Http, Shared, MAX_PARKED};
 use crate::auth::oauth2::fetch::{self, JwksOutcome, MAX_JWKS_READ};
 use crate::auth::oauth2::{tick_period_ms, OAuth2Auth, Refresh};
 use crate::auth::{Authenticator, CREDENTIAL_CACHE_CAPACITY};
+use crate::config::Plan;
+use crate::decide::State;
 use crate::host::Host;
 use crate::park::{Parked, Parking};
-use crate::plan::{Plan, State};
 use crate::streak::Streak;
 
 use super::metrics::Metrics;

@@ -8,7 +8,8 @@ use super::introspection::{Endpoint, Introspection, Secret};
 use super::jwks::{build_key, KeySet, RawJwks, Strictness, Verifier, BASE64URL};
 use super::jwt::Rules;
 use super::{JwksUri, JwtConfig, OAuth2Auth};
-use crate::config::{realm, ConfigError, DEFAULT_REALM};
+use crate::auth::DEFAULT_REALM;
+use crate::validate::{from_json, in_range, non_empty, realm, ConfigError, Unique};
 use jwt_simple::prelude::HS256Key;
 
 pub const DEFAULT_REFRESH_SECONDS: u64 = 300;
@@ -102,162 +103,194 @@ struct RawIntrospection {
 /// `auth.mode` is `"oauth2"`. It is read from the original bytes so that
 /// errors keep their field paths (serde's internally tagged enums lose them).
 pub(crate) fn parse(config: &[u8]) -> Result<OAuth2Auth, ConfigError> {
-    let de = &mut serde_json::Deserializer::from_slice(config);
-    let raw: AuthOnly = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, crate::config::strip_position(&e.inner().to_string()))
-    })?;
-    build(raw.auth)
+    let raw: AuthOnly = from_json(config)?;
+    raw.auth.build()
 }
 
-fn build(raw: RawOAuth2) -> Result<OAuth2Auth, ConfigError> {
-    let realm = realm("auth.realm", raw.realm.as_deref().unwrap_or(DEFAULT_REALM))?;
+impl RawOAuth2 {
+    /// Checks in the order an operator reads them: realm, key sources and
+    /// endpoints, then the claims rules.
+    fn build(self) -> Result<OAuth2Auth, ConfigError> {
+        let realm = realm("auth.realm", self.realm.as_deref().unwrap_or(DEFAULT_REALM))?;
+        let local_keys = self.jwks.as_ref().map(local_keys).transpose()?;
+        let hs256 = self.hs256_secret.as_ref().map(hs256_key).transpose()?;
+        let jwks_uri = self.jwks_uri.map(RawJwksUri::build).transpose()?;
+        let introspection = self
+            .introspection
+            .map(RawIntrospection::build)
+            .transpose()?;
 
-    let local_keys = match &raw.jwks {
-        Some(jwks) => {
-            let mut set = KeySet::default();
-            for (i, jwk) in jwks.keys.iter().enumerate() {
-                let entries = build_key(jwk, Strictness::Config).map_err(|e| {
-                    ConfigError::new(format!("auth.jwks.keys[{i}].{}", e.member), e.message)
-                })?;
-                set.add_key(entries);
-            }
-            set
-        }
-        None => KeySet::default(),
-    };
-    let hs256 = raw
-        .hs256_secret
-        .as_ref()
-        .map(|s| {
-            let bytes = BASE64URL
-                .decode(s.0.expose().as_bytes())
-                .ok()
-                .filter(|b| b.len() >= MIN_HS256_SECRET_BYTES)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "auth.hs256_secret",
-                        format!(
-                            "must be base64url of at least {MIN_HS256_SECRET_BYTES} random bytes"
-                        ),
-                    )
-                })?;
-            Ok::<_, ConfigError>(Verifier::Hs256(HS256Key::from_bytes(&bytes)))
-        })
-        .transpose()?;
-    let jwks_uri = raw
-        .jwks_uri
-        .map(|j| {
-            let endpoint = endpoint(
-                "auth.jwks_uri",
-                j.cluster,
-                j.path,
-                j.authority,
-                j.timeout_ms,
-            )?;
-            let refresh_seconds = j.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
-            in_range(
-                "auth.jwks_uri.refresh_seconds",
-                refresh_seconds,
-                1,
-                MAX_REFRESH_SECONDS,
-            )?;
-            Ok::<_, ConfigError>(JwksUri {
-                endpoint,
-                refresh_seconds,
-            })
-        })
-        .transpose()?;
-    let introspection = raw
-        .introspection
-        .map(|i| {
-            let endpoint = endpoint(
-                "auth.introspection",
-                i.cluster,
-                i.path,
-                i.authority,
-                i.timeout_ms,
-            )?;
-            if i.client_id.is_empty() {
-                return Err(ConfigError::new(
-                    "auth.introspection.client_id",
-                    "must not be empty",
-                ));
-            }
-            if i.client_secret.0.expose().is_empty() {
-                return Err(ConfigError::new(
-                    "auth.introspection.client_secret",
-                    "must not be empty",
-                ));
-            }
-            let cache_seconds = i.cache_seconds.unwrap_or(DEFAULT_CACHE_SECONDS);
-            in_range(
-                "auth.introspection.cache_seconds",
-                cache_seconds,
-                0,
-                MAX_CACHE_SECONDS,
-            )?;
-            Ok(Introspection::new(
-                endpoint,
-                &i.client_id,
-                &i.client_secret.0,
-                cache_seconds,
-            ))
-        })
-        .transpose()?;
-
-    let verifies_jwts = raw.jwks.is_some() || jwks_uri.is_some() || hs256.is_some();
-    if !verifies_jwts && introspection.is_none() {
-        return Err(ConfigError::new(
-            "auth",
-            "oauth2 needs at least one of jwks, jwks_uri, hs256_secret or introspection",
-        ));
-    }
-    if local_keys.is_empty() && raw.jwks.is_some() && jwks_uri.is_none() && hs256.is_none() {
-        return Err(ConfigError::new(
-            "auth.jwks.keys",
-            "must list at least one key (or add jwks_uri to fetch them)",
-        ));
-    }
-
-    let issuer = match raw.issuer {
-        Some(i) if i.is_empty() => {
-            return Err(ConfigError::new("auth.issuer", "must not be empty"))
-        }
-        Some(i) => Some(i),
-        None if verifies_jwts => {
+        let verifies_jwts = local_keys.is_some() || jwks_uri.is_some() || hs256.is_some();
+        if !verifies_jwts && introspection.is_none() {
             return Err(ConfigError::new(
-                "auth.issuer",
-                "is required to verify JWTs (jwks, jwks_uri or hs256_secret)",
-            ))
-        }
-        None => None,
-    };
-    for (i, aud) in raw.audiences.iter().enumerate() {
-        if aud.is_empty() {
-            return Err(ConfigError::new(
-                format!("auth.audiences[{i}]"),
-                "must not be empty",
+                "auth",
+                "oauth2 needs at least one of jwks, jwks_uri, hs256_secret or introspection",
             ));
         }
-        if let Some(j) = raw.audiences.iter().take(i).position(|a| a == aud) {
+        let local = local_keys.unwrap_or_default();
+        if local.is_empty() && self.jwks.is_some() && jwks_uri.is_none() && hs256.is_none() {
             return Err(ConfigError::new(
-                format!("auth.audiences[{i}]"),
-                format!(
-                    "\"{}\" is already listed at auth.audiences[{j}]",
-                    aud.escape_debug()
-                ),
+                "auth.jwks.keys",
+                "must list at least one key (or add jwks_uri to fetch them)",
             ));
         }
+
+        let issuer = issuer(self.issuer, verifies_jwts)?;
+        audiences(&self.audiences, verifies_jwts)?;
+        required_scopes(&self.required_scopes)?;
+        let clock_skew_seconds = self
+            .clock_skew_seconds
+            .unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS);
+        in_range(
+            "auth.clock_skew_seconds",
+            clock_skew_seconds,
+            0,
+            MAX_CLOCK_SKEW_SECONDS,
+        )?;
+        let consumer_claim = consumer_claim(self.consumer_claim)?;
+
+        let jwt = verifies_jwts.then(|| JwtConfig {
+            rules: Rules::new(
+                issuer.as_deref().unwrap_or_default(),
+                &self.audiences,
+                clock_skew_seconds,
+            ),
+            local,
+            hs256,
+        });
+        Ok(OAuth2Auth {
+            realm,
+            jwt,
+            jwks_uri,
+            introspection,
+            issuer,
+            audiences: self.audiences,
+            clock_skew_seconds,
+            required_scopes: self.required_scopes,
+            consumer_claim,
+            keep_token: self.keep_token,
+        })
     }
-    if verifies_jwts && raw.audiences.is_empty() {
+}
+
+/// The configured `jwks`: every key must be usable.
+fn local_keys(jwks: &RawJwks) -> Result<KeySet, ConfigError> {
+    let mut set = KeySet::default();
+    for (i, jwk) in jwks.keys.iter().enumerate() {
+        let entries = build_key(jwk, Strictness::Config).map_err(|e| {
+            ConfigError::new(format!("auth.jwks.keys[{i}].{}", e.member), e.message)
+        })?;
+        set.add_key(entries);
+    }
+    Ok(set)
+}
+
+fn hs256_key(secret: &SecretString) -> Result<Verifier, ConfigError> {
+    let bytes = BASE64URL
+        .decode(secret.0.expose().as_bytes())
+        .ok()
+        .filter(|b| b.len() >= MIN_HS256_SECRET_BYTES)
+        .ok_or_else(|| {
+            ConfigError::new(
+                "auth.hs256_secret",
+                format!("must be base64url of at least {MIN_HS256_SECRET_BYTES} random bytes"),
+            )
+        })?;
+    Ok(Verifier::Hs256(HS256Key::from_bytes(&bytes)))
+}
+
+impl RawJwksUri {
+    fn build(self) -> Result<JwksUri, ConfigError> {
+        let endpoint = endpoint(
+            "auth.jwks_uri",
+            self.cluster,
+            self.path,
+            self.authority,
+            self.timeout_ms,
+        )?;
+        let refresh_seconds = self.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
+        in_range(
+            "auth.jwks_uri.refresh_seconds",
+            refresh_seconds,
+            1,
+            MAX_REFRESH_SECONDS,
+        )?;
+        Ok(JwksUri {
+            endpoint,
+            refresh_seconds,
+        })
+    }
+}
+
+impl RawIntrospection {
+    fn build(self) -> Result<Introspection, ConfigError> {
+        let endpoint = endpoint(
+            "auth.introspection",
+            self.cluster,
+            self.path,
+            self.authority,
+            self.timeout_ms,
+        )?;
+        non_empty("auth.introspection.client_id", &self.client_id)?;
+        non_empty(
+            "auth.introspection.client_secret",
+            self.client_secret.0.expose(),
+        )?;
+        let cache_seconds = self.cache_seconds.unwrap_or(DEFAULT_CACHE_SECONDS);
+        in_range(
+            "auth.introspection.cache_seconds",
+            cache_seconds,
+            0,
+            MAX_CACHE_SECONDS,
+        )?;
+        Ok(Introspection::new(
+            endpoint,
+            &self.client_id,
+            &self.client_secret.0,
+            cache_seconds,
+        ))
+    }
+}
+
+fn issuer(issuer: Option<String>, verifies_jwts: bool) -> Result<Option<String>, ConfigError> {
+    match issuer {
+        Some(i) => {
+            non_empty("auth.issuer", &i)?;
+            Ok(Some(i))
+        }
+        None if verifies_jwts => Err(ConfigError::new(
+            "auth.issuer",
+            "is required to verify JWTs (jwks, jwks_uri or hs256_secret)",
+        )),
+        None => Ok(None),
+    }
+}
+
+fn audiences(audiences: &[String], verifies_jwts: bool) -> Result<(), ConfigError> {
+    let mut seen = Unique::default();
+    for (i, aud) in audiences.iter().enumerate() {
+        let path = |i| format!("auth.audiences[{i}]");
+        non_empty(&path(i), aud)?;
+        seen.check(i, aud, path, |aud, j| {
+            format!(
+                "\"{}\" is already listed at auth.audiences[{j}]",
+                aud.escape_debug()
+            )
+        })?;
+    }
+    if verifies_jwts && audiences.is_empty() {
         return Err(ConfigError::new(
             "auth.audiences",
             "must list at least one audience to verify JWTs (tokens for other services must not pass)",
         ));
     }
-    for (i, scope) in raw.required_scopes.iter().enumerate() {
+    Ok(())
+}
+
+fn required_scopes(scopes: &[String]) -> Result<(), ConfigError> {
+    let mut seen = Unique::default();
+    for (i, scope) in scopes.iter().enumerate() {
+        let path = |i| format!("auth.required_scopes[{i}]");
         // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E
         let valid = !scope.is_empty()
             && scope
@@ -265,45 +298,35 @@ fn build(raw: RawOAuth2) -> Result<OAuth2Auth, ConfigError> {
                 .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
         if !valid {
             return Err(ConfigError::new(
-                format!("auth.required_scopes[{i}]"),
+                path(i),
                 format!(
                     "\"{}\" is not a valid scope (visible ASCII without spaces, quotes or backslashes)",
                     scope.escape_debug()
                 ),
             ));
         }
-        if let Some(j) = raw.required_scopes.iter().take(i).position(|s| s == scope) {
-            return Err(ConfigError::new(
-                format!("auth.required_scopes[{i}]"),
-                format!("\"{scope}\" is already listed at auth.required_scopes[{j}]"),
-            ));
-        }
+        seen.check(i, scope, path, |scope, j| {
+            format!("\"{scope}\" is already listed at auth.required_scopes[{j}]")
+        })?;
     }
-    let clock_skew_seconds = raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS);
-    in_range(
-        "auth.clock_skew_seconds",
-        clock_skew_seconds,
-        0,
-        MAX_CLOCK_SKEW_SECONDS,
-    )?;
-    let consumer_claim = raw
-        .consumer_claim
-        .unwrap_or_else(|| DEFAULT_CONSUMER_CLAIM.to_string());
-    if consumer_claim.is_empty() {
-        return Err(ConfigError::new("auth.consumer_claim", "must not be empty"));
-    }
+    Ok(())
+}
+
+fn consumer_claim(claim: Option<String>) -> Result<String, ConfigError> {
+    let claim = claim.unwrap_or_else(|| DEFAULT_CONSUMER_CLAIM.to_string());
+    non_empty("auth.consumer_claim", &claim)?;
     if matches!(
-        consumer_claim.as_str(),
+        claim.as_str(),
         "iss" | "aud" | "exp" | "nbf" | "iat" | "jti" | "nonce"
     ) {
         return Err(ConfigError::new(
             "auth.consumer_claim",
             format!(
-                "\"{consumer_claim}\" does not identify a consumer; use \"sub\" or a claim such as \"client_id\""
+                "\"{claim}\" does not identify a consumer; use \"sub\" or a claim such as \"client_id\""
             ),
         ));
     }
-    if !consumer_claim
+    if !claim
         .chars()
         .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
     {
@@ -311,36 +334,11 @@ fn build(raw: RawOAuth2) -> Result<OAuth2Auth, ConfigError> {
             "auth.consumer_claim",
             format!(
                 "\"{}\" is not a valid claim name (visible ASCII without quotes or backslashes)",
-                consumer_claim.escape_debug()
+                claim.escape_debug()
             ),
         ));
     }
-
-    let jwt = if verifies_jwts {
-        Some(JwtConfig {
-            rules: Rules::new(
-                issuer.as_deref().unwrap_or_default(),
-                &raw.audiences,
-                clock_skew_seconds,
-            ),
-            local: local_keys,
-            hs256,
-        })
-    } else {
-        None
-    };
-    Ok(OAuth2Auth {
-        realm,
-        jwt,
-        jwks_uri,
-        introspection,
-        issuer,
-        audiences: raw.audiences,
-        clock_skew_seconds,
-        required_scopes: raw.required_scopes,
-        consumer_claim,
-        keep_token: raw.keep_token,
-    })
+    Ok(claim)
 }
 
 fn endpoint(
@@ -350,12 +348,7 @@ fn endpoint(
     authority: Option<String>,
     timeout_ms: Option<u64>,
 ) -> Result<Endpoint, ConfigError> {
-    if cluster.is_empty() {
-        return Err(ConfigError::new(
-            format!("{prefix}.cluster"),
-            "must not be empty",
-        ));
-    }
+    non_empty(&format!("{prefix}.cluster"), &cluster)?;
     if !cluster.chars().all(|c| c.is_ascii_graphic()) {
         return Err(ConfigError::new(
             format!("{prefix}.cluster"),
@@ -394,14 +387,4 @@ fn endpoint(
         authority,
         timeout_ms,
     })
-}
-
-fn in_range(path: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError::new(
-            path,
-            format!("{value} is not between {min} and {max}"),
-        ));
-    }
-    Ok(())
 }

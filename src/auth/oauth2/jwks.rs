@@ -269,33 +269,83 @@ pub(crate) enum Strictness {
     Remote,
 }
 
+/// Why a JWK gives no verifier.
+enum Problem {
+    /// Broken: a configuration error, and a remote key set refuses it too.
+    Invalid(KeyError),
+    /// Well-formed but not for the filter (another use, curve, key type):
+    /// a configuration error, skipped in a remote key set.
+    Unsupported(KeyError),
+}
+
+impl From<KeyError> for Problem {
+    fn from(error: KeyError) -> Self {
+        Problem::Invalid(error)
+    }
+}
+
+fn unsupported<T>(member: &'static str, message: impl Into<String>) -> Result<T, Problem> {
+    Err(Problem::Unsupported(KeyError::new(member, message)))
+}
+
 /// Builds the verifiers of one JWK. `Ok(vec![])` means "not a signature key,
 /// skipped" (remote only).
 pub(crate) fn build_key(jwk: &RawJwk, strictness: Strictness) -> Result<Vec<Entry>, KeyError> {
+    let verifiers = match verifiers(jwk, strictness) {
+        Ok(v) => v,
+        Err(Problem::Unsupported(_)) if strictness == Strictness::Remote => Vec::new(),
+        Err(Problem::Unsupported(e) | Problem::Invalid(e)) => return Err(e),
+    };
+    Ok(verifiers
+        .into_iter()
+        .map(|verifier| Entry {
+            kid: jwk.kid.clone(),
+            verifier,
+        })
+        .collect())
+}
+
+fn verifiers(jwk: &RawJwk, strictness: Strictness) -> Result<Vec<Verifier>, Problem> {
     let kty = jwk
         .kty
         .as_deref()
         .ok_or_else(|| KeyError::new("kty", "is required"))?;
+    check_purpose(jwk, strictness)?;
+    let alg = declared_alg(jwk)?;
+    match kty {
+        "RSA" => rsa_key(jwk, alg),
+        "EC" => ec_key(jwk, alg).map(|v| vec![v]),
+        "OKP" => okp_key(jwk, alg).map(|v| vec![v]),
+        "oct" => unsupported(
+            "kty",
+            "symmetric keys (\"oct\") are not accepted in a key set; configure hs256_secret for HS256",
+        ),
+        other => unsupported(
+            "kty",
+            format!(
+                "unsupported key type \"{}\" (supported: RSA, EC, OKP)",
+                other.escape_debug()
+            ),
+        ),
+    }
+}
+
+/// `use`, `key_ops` and private material: is this a public signature key?
+fn check_purpose(jwk: &RawJwk, strictness: Strictness) -> Result<(), Problem> {
     if let Some(u) = jwk.use_.as_deref() {
         if u != "sig" {
-            return skip_or(
-                strictness,
-                KeyError::new(
-                    "use",
-                    format!(
-                        "\"{}\" keys cannot verify signatures; use \"sig\" or remove the key",
-                        u.escape_debug()
-                    ),
+            return unsupported(
+                "use",
+                format!(
+                    "\"{}\" keys cannot verify signatures; use \"sig\" or remove the key",
+                    u.escape_debug()
                 ),
             );
         }
     }
     if let Some(ops) = &jwk.key_ops {
         if !ops.iter().any(|op| op == "verify") {
-            return skip_or(
-                strictness,
-                KeyError::new("key_ops", "does not include \"verify\""),
-            );
+            return unsupported("key_ops", "does not include \"verify\"");
         }
     }
     // A provider that publishes a private key is misconfigured, but the
@@ -304,170 +354,130 @@ pub(crate) fn build_key(jwk: &RawJwk, strictness: Strictness) -> Result<Vec<Entr
         return Err(KeyError::new(
             "d",
             "private key material must not be configured; give only the public key",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The `alg` member, if any: one of the asymmetric algorithms.
+fn declared_alg(jwk: &RawJwk) -> Result<Option<Alg>, Problem> {
+    let Some(name) = jwk.alg.as_deref() else {
+        return Ok(None);
+    };
+    match Alg::from_name(name) {
+        Some(Alg::HS256) | None => unsupported(
+            "alg",
+            format!(
+                "unsupported algorithm \"{}\" (supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)",
+                name.escape_debug()
+            ),
+        ),
+        Some(a) => Ok(Some(a)),
+    }
+}
+
+/// An RSA key verifies its `alg`, or every RSA algorithm when none is named.
+fn rsa_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Vec<Verifier>, Problem> {
+    check_alg(alg, &Alg::RSA, "RSA")?;
+    let n = member(&jwk.n, "n")?;
+    let e = member(&jwk.e, "e")?;
+    check_rsa(&n, &e)?;
+    let algs: Vec<Alg> = match alg {
+        Some(a) => vec![a],
+        None => Alg::RSA.to_vec(),
+    };
+    let verifiers = algs
+        .into_iter()
+        .map(|a| {
+            Verifier::rsa(a, &n, &e)
+                .map_err(|_| KeyError::new("n", "is not a valid RSA public key"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(verifiers)
+}
+
+/// An EC key on P-256 (ES256) or P-384 (ES384).
+fn ec_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Verifier, Problem> {
+    let crv = curve(jwk, "EC", &["P-256", "P-384"])?;
+    let (expected, size) = if crv == "P-256" {
+        (Alg::ES256, 32)
+    } else {
+        (Alg::ES384, 48)
+    };
+    check_alg(alg, &[expected], crv)?;
+    let x = member(&jwk.x, "x")?;
+    let y = member(&jwk.y, "y")?;
+    coordinate_size(&x, "x", size, crv)?;
+    coordinate_size(&y, "y", size, crv)?;
+    let mut point = Vec::with_capacity(1 + 2 * size);
+    point.push(0x04);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    let not_on_curve = || KeyError::new("x", format!("x and y are not a point on {crv}"));
+    let verifier = if expected == Alg::ES256 {
+        Verifier::Es256(ES256PublicKey::from_bytes(&point).map_err(|_| not_on_curve())?)
+    } else {
+        Verifier::Es384(ES384PublicKey::from_bytes(&point).map_err(|_| not_on_curve())?)
+    };
+    Ok(verifier)
+}
+
+/// An OKP key on Ed25519 (EdDSA).
+fn okp_key(jwk: &RawJwk, alg: Option<Alg>) -> Result<Verifier, Problem> {
+    let crv = curve(jwk, "OKP", &["Ed25519"])?;
+    check_alg(alg, &[Alg::EdDSA], crv)?;
+    let x = member(&jwk.x, "x")?;
+    coordinate_size(&x, "x", 32, crv)?;
+    let key = Ed25519PublicKey::from_bytes(&x)
+        .map_err(|_| KeyError::new("x", "is not a valid Ed25519 public key"))?;
+    Ok(Verifier::EdDsa(key))
+}
+
+/// The `crv` of an EC or OKP key, if it is one of the `supported` curves.
+fn curve<'a>(jwk: &'a RawJwk, kty: &str, supported: &[&str]) -> Result<&'a str, Problem> {
+    let crv = jwk
+        .crv
+        .as_deref()
+        .ok_or_else(|| KeyError::new("crv", format!("is required for {kty} keys")))?;
+    if !supported.contains(&crv) {
+        return unsupported(
+            "crv",
+            format!(
+                "unsupported curve \"{}\" (supported: {})",
+                crv.escape_debug(),
+                supported.join(", ")
+            ),
+        );
+    }
+    Ok(crv)
+}
+
+/// A declared `alg` must be one that a `key` key verifies.
+fn check_alg(alg: Option<Alg>, allowed: &[Alg], key: &str) -> Result<(), KeyError> {
+    match alg {
+        Some(a) if !allowed.contains(&a) => Err(KeyError::new(
+            "alg",
+            format!("\"{}\" cannot be used with a {key} key", a.name()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A coordinate must be `size` bytes on curve `crv`.
+fn coordinate_size(
+    bytes: &[u8],
+    name: &'static str,
+    size: usize,
+    crv: &str,
+) -> Result<(), KeyError> {
+    if bytes.len() != size {
+        return Err(KeyError::new(
+            name,
+            format!("must be {size} bytes for {crv}, got {}", bytes.len()),
         ));
     }
-    let alg = match jwk.alg.as_deref() {
-        None => None,
-        Some(name) => match Alg::from_name(name) {
-            Some(Alg::HS256) | None => {
-                return skip_or(
-                    strictness,
-                    KeyError::new(
-                        "alg",
-                        format!(
-                            "unsupported algorithm \"{}\" (supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)",
-                            name.escape_debug()
-                        ),
-                    ),
-                )
-            }
-            Some(a) => Some(a),
-        },
-    };
-    let kid = jwk.kid.clone();
-    let entry = |verifier| Entry {
-        kid: kid.clone(),
-        verifier,
-    };
-    match kty {
-        "RSA" => {
-            if let Some(a) = alg {
-                if !Alg::RSA.contains(&a) {
-                    return Err(alg_mismatch(a, "RSA"));
-                }
-            }
-            let n = member(&jwk.n, "n")?;
-            let e = member(&jwk.e, "e")?;
-            check_rsa(&n, &e)?;
-            let algs: Vec<Alg> = match alg {
-                Some(a) => vec![a],
-                None => Alg::RSA.to_vec(),
-            };
-            algs.into_iter()
-                .map(|a| {
-                    Verifier::rsa(a, &n, &e)
-                        .map(entry)
-                        .map_err(|_| KeyError::new("n", "is not a valid RSA public key"))
-                })
-                .collect()
-        }
-        "EC" => {
-            let crv = jwk
-                .crv
-                .as_deref()
-                .ok_or_else(|| KeyError::new("crv", "is required for EC keys"))?;
-            let (expected, size) = match crv {
-                "P-256" => (Alg::ES256, 32),
-                "P-384" => (Alg::ES384, 48),
-                other => {
-                    return skip_or(
-                        strictness,
-                        KeyError::new(
-                            "crv",
-                            format!(
-                                "unsupported curve \"{}\" (supported: P-256, P-384)",
-                                other.escape_debug()
-                            ),
-                        ),
-                    )
-                }
-            };
-            if let Some(a) = alg {
-                if a != expected {
-                    return Err(alg_mismatch(a, crv));
-                }
-            }
-            let x = member(&jwk.x, "x")?;
-            let y = member(&jwk.y, "y")?;
-            if x.len() != size {
-                return Err(KeyError::new(
-                    "x",
-                    format!("must be {size} bytes for {crv}, got {}", x.len()),
-                ));
-            }
-            if y.len() != size {
-                return Err(KeyError::new(
-                    "y",
-                    format!("must be {size} bytes for {crv}, got {}", y.len()),
-                ));
-            }
-            let mut point = Vec::with_capacity(1 + 2 * size);
-            point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            let not_on_curve = || KeyError::new("x", format!("x and y are not a point on {crv}"));
-            let verifier = if expected == Alg::ES256 {
-                Verifier::Es256(ES256PublicKey::from_bytes(&point).map_err(|_| not_on_curve())?)
-            } else {
-                Verifier::Es384(ES384PublicKey::from_bytes(&point).map_err(|_| not_on_curve())?)
-            };
-            Ok(vec![entry(verifier)])
-        }
-        "OKP" => {
-            let crv = jwk
-                .crv
-                .as_deref()
-                .ok_or_else(|| KeyError::new("crv", "is required for OKP keys"))?;
-            if crv != "Ed25519" {
-                return skip_or(
-                    strictness,
-                    KeyError::new(
-                        "crv",
-                        format!(
-                            "unsupported curve \"{}\" (supported: Ed25519)",
-                            crv.escape_debug()
-                        ),
-                    ),
-                );
-            }
-            if let Some(a) = alg {
-                if a != Alg::EdDSA {
-                    return Err(alg_mismatch(a, crv));
-                }
-            }
-            let x = member(&jwk.x, "x")?;
-            if x.len() != 32 {
-                return Err(KeyError::new(
-                    "x",
-                    format!("must be 32 bytes for Ed25519, got {}", x.len()),
-                ));
-            }
-            let key = Ed25519PublicKey::from_bytes(&x)
-                .map_err(|_| KeyError::new("x", "is not a valid Ed25519 public key"))?;
-            Ok(vec![entry(Verifier::EdDsa(key))])
-        }
-        "oct" => skip_or(
-            strictness,
-            KeyError::new(
-                "kty",
-                "symmetric keys (\"oct\") are not accepted in a key set; configure hs256_secret for HS256",
-            ),
-        ),
-        other => skip_or(
-            strictness,
-            KeyError::new(
-                "kty",
-                format!(
-                    "unsupported key type \"{}\" (supported: RSA, EC, OKP)",
-                    other.escape_debug()
-                ),
-            ),
-        ),
-    }
-}
-
-fn skip_or(strictness: Strictness, error: KeyError) -> Result<Vec<Entry>, KeyError> {
-    match strictness {
-        Strictness::Config => Err(error),
-        Strictness::Remote => Ok(Vec::new()),
-    }
-}
-
-fn alg_mismatch(alg: Alg, key: &str) -> KeyError {
-    KeyError::new(
-        "alg",
-        format!("\"{}\" cannot be used with a {key} key", alg.name()),
-    )
+    Ok(())
 }
 
 fn member(value: &Option<String>, name: &'static str) -> Result<Vec<u8>, KeyError> {
@@ -641,6 +651,26 @@ mod tests {
                 r#"{{"kty":"EC","crv":"P-256","x":"{zero}","y":"{zero}"}}"#
             )),
             "x: x and y are not a point on P-256"
+        );
+        assert_eq!(
+            err(r#"{"kty":"EC","x":"AA","y":"AA"}"#),
+            "crv: is required for EC keys"
+        );
+        assert_eq!(
+            err(r#"{"kty":"EC","crv":"P-256","alg":"ES384","x":"AA"}"#),
+            "alg: \"ES384\" cannot be used with a P-256 key"
+        );
+        assert_eq!(
+            err(r#"{"kty":"OKP","x":"AA"}"#),
+            "crv: is required for OKP keys"
+        );
+        assert_eq!(
+            err(r#"{"kty":"OKP","crv":"Ed25519","alg":"ES256","x":"AA"}"#),
+            "alg: \"ES256\" cannot be used with a Ed25519 key"
+        );
+        assert_eq!(
+            err(r#"{"kty":"EC","crv":"P-384","x":"AAAA"}"#),
+            "y: is required"
         );
         assert_eq!(
             err(r#"{"kty":"OKP","crv":"X25519","x":"AA"}"#),

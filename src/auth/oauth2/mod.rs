@@ -25,7 +25,7 @@ pub use jwks::{parse_remote as parse_remote_jwks, Alg, KeySet, MAX_JWKS_BYTES};
 pub use jwt::{looks_like_jwt, Claims, Rules, MAX_TOKEN_BYTES};
 pub use refresh::{tick_period_ms, Refresh};
 
-use super::Denial;
+use crate::reply::Denial;
 use introspection::{numeric_date, NEGATIVE_CACHE_SECONDS};
 use jwks::Verifier;
 
@@ -261,40 +261,32 @@ impl OAuth2Auth {
     pub fn denial(&self, error: TokenError) -> Denial {
         let realm = &self.realm;
         let reason = error.reason();
-        let (status, challenge, body) = match error {
-            TokenError::Missing => (
-                401,
+        match error {
+            TokenError::Missing => Denial::unauthorized(
                 Some(format!("Bearer realm=\"{realm}\"")),
-                format!("{{\"error\":\"unauthorized\",\"reason\":\"{reason}\"}}"),
+                "unauthorized",
+                reason,
             ),
-            TokenError::InsufficientScope => (
-                403,
-                Some(format!(
+            TokenError::InsufficientScope => Denial::forbidden(
+                format!(
                     "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"",
                     error.description(),
                     self.required_scopes.join(" ")
-                )),
-                format!("{{\"error\":\"insufficient_scope\",\"reason\":\"{reason}\"}}"),
+                ),
+                "insufficient_scope",
+                reason,
             ),
-            TokenError::KeysUnavailable | TokenError::IntrospectionUnavailable => (
-                503,
-                None,
-                format!("{{\"error\":\"temporarily_unavailable\",\"reason\":\"{reason}\"}}"),
-            ),
-            _ => (
-                401,
+            TokenError::KeysUnavailable | TokenError::IntrospectionUnavailable => {
+                Denial::unavailable(reason)
+            }
+            _ => Denial::unauthorized(
                 Some(format!(
                     "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
                     error.description()
                 )),
-                format!("{{\"error\":\"invalid_token\",\"reason\":\"{reason}\"}}"),
+                "invalid_token",
+                reason,
             ),
-        };
-        Denial {
-            status,
-            challenge,
-            body,
-            reason,
         }
     }
 

@@ -54,9 +54,10 @@ fn oauth2(v: Value) -> OAuth2Auth {
     parse_config(&document(v)).unwrap()
 }
 
-/// The error of the whole configuration, as an operator reads it.
+/// The error of the `auth` object, as an operator reads it (the whole
+/// configuration passes it on unchanged: `config::tests`).
 fn config_error(v: Value) -> String {
-    crate::config::parse(&document(v)).unwrap_err().to_string()
+    parse_config(&document(v)).unwrap_err().to_string()
 }
 
 /// Local JWKS from the fixtures, issuer and audience of the fixtures.

@@ -1,32 +1,21 @@
-//! The compiled configuration and the per-request decision.
+//! The per-request decision.
 //!
 //! [`Plan::decide`] is pure: it reads the request through the [`Request`]
 //! trait and returns what the filter must do: forward (route header value,
 //! consumer, headers to strip, rewritten path), refuse (the complete local
 //! reply), or wait for the identity provider (fetch keys, introspect a token).
-//! The proxy-wasm layer only applies the result.
+//! The proxy-wasm layer only applies the result; the replies it needs when it
+//! cannot do what was asked ([`Plan::keys_unavailable`],
+//! [`Plan::introspection_unavailable`]) are decided here too.
 
 use std::borrow::Cow;
 
 use crate::auth::oauth2::{HttpCall, OAuth2State, Step, TokenDigest, TokenError};
-use crate::auth::AuthError;
-use crate::auth::{Authenticator, CredentialCache, Denial};
-pub use crate::request::Request;
-use crate::request::{cookie_value, query_param, take_query_param};
-use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
-
-/// The validated, immutable configuration. Built by [`crate::config::parse`].
-#[derive(Debug)]
-pub struct Plan {
-    pub route_header: String,
-    pub consumer_header: String,
-    pub select_header: Option<String>,
-    pub response_header: Option<String>,
-    /// Index 0 is the primary; canaries follow in listed order.
-    pub upstreams: Vec<String>,
-    pub split: SplitPlan,
-    pub auth: Authenticator,
-}
+use crate::auth::{AuthError, Authenticator, CredentialCache};
+use crate::config::Plan;
+use crate::reply::Denial;
+use crate::request::{cookie_value, query_param, take_query_param, Request};
+use crate::split::{How, KeySource, TOTAL_BUCKETS};
 
 /// Mutable per-VM state the decision needs: the random source, the cache of
 /// verified Basic credentials, and the OAuth2 keys and token verdicts.
@@ -128,13 +117,6 @@ impl<'p> Authenticated<'p> {
 }
 
 impl Plan {
-    pub fn upstream_name(&self, index: usize) -> &str {
-        self.upstreams
-            .get(index)
-            .map(String::as_str)
-            .unwrap_or_default()
-    }
-
     /// Authenticates the request and picks its upstream. `now` is Unix
     /// seconds (only OAuth2 uses it).
     pub fn decide<'p, R: Request + ?Sized>(
@@ -224,10 +206,7 @@ impl Plan {
         body: Option<&[u8]>,
     ) -> (Outcome<'p>, Option<String>) {
         let Authenticator::OAuth2(o) = &self.auth else {
-            return (
-                Outcome::Refuse(self.unavailable(TokenError::IntrospectionUnavailable)),
-                None,
-            );
+            return (Outcome::Refuse(self.introspection_unavailable()), None);
         };
         let done = o.finish_introspection(digest, status, body, &mut state.oauth2, now);
         let outcome = match done.result {
@@ -249,7 +228,8 @@ impl Plan {
         self.unavailable(TokenError::KeysUnavailable)
     }
 
-    /// The reply for an opaque token when the introspection call cannot be sent.
+    /// The reply for a request whose [`Wait::Introspect`] call could not be
+    /// sent (the introspection cluster is not defined in Envoy, say).
     pub fn introspection_unavailable(&self) -> Denial {
         self.unavailable(TokenError::IntrospectionUnavailable)
     }
@@ -257,15 +237,7 @@ impl Plan {
     fn unavailable(&self, error: TokenError) -> Denial {
         match &self.auth {
             Authenticator::OAuth2(o) => o.denial(error),
-            _ => Denial {
-                status: 503,
-                challenge: None,
-                body: format!(
-                    "{{\"error\":\"temporarily_unavailable\",\"reason\":\"{}\"}}",
-                    error.reason()
-                ),
-                reason: error.reason(),
-            },
+            _ => Denial::unavailable(error.reason()),
         }
     }
 
@@ -460,18 +432,28 @@ mod tests {
     }
 
     #[test]
-    fn random_split_stays_in_range_and_uses_all_upstreams() {
-        let p = plan(r#"{"primary":"v1","canaries":[{"name":"v2","percent":50}]}"#);
+    fn random_split_follows_the_percent_within_4_sigma() {
+        let p = plan(r#"{"primary":"v1","canaries":[{"name":"v2","percent":30}]}"#);
         let mut s = state();
-        let mut counts = [0u32; 2];
-        for _ in 0..1000 {
-            counts[p
-                .decide(&Req::new(&[]), &mut s, 0)
-                .forwarded()
-                .unwrap()
-                .upstream] += 1;
+        let n = 10_000u32;
+        let mut to_canary = 0u32;
+        for _ in 0..n {
+            let d = p.decide(&Req::new(&[]), &mut s, 0).forwarded().unwrap();
+            assert!(d.upstream <= 1, "{d:?}");
+            if d.upstream == 1 {
+                to_canary += 1;
+            }
         }
-        assert!(counts[0] > 400 && counts[1] > 400, "{counts:?}");
+        // Each request goes to the canary with probability 0.3: a binomial
+        // count, mean n p = 3000, sigma sqrt(n p (1 - p)) ~ 45.8. A fair draw
+        // falls outside 4 sigma about once in 16,000 runs (and the seed is fixed).
+        let (mean, sigma) = (f64::from(n) * 0.3, (f64::from(n) * 0.3 * 0.7).sqrt());
+        let off = (f64::from(to_canary) - mean).abs();
+        assert!(
+            off <= 4.0 * sigma,
+            "{to_canary} of {n} to the canary: {off} from {mean}, over 4 sigma ({sigma:.1})"
+        );
+        assert!(to_canary > 0 && to_canary < n);
     }
 
     #[test]
@@ -647,7 +629,18 @@ mod tests {
         assert_eq!((d.consumer.as_deref(), problem), (Some("dave"), None));
         assert_eq!(d.remove_headers, vec!["authorization"]);
         let (outcome, problem) = p.after_introspection(&req, &mut s, NOW, digest, None, None);
-        assert_eq!(outcome.refused().unwrap().status, 503);
+        let refused = outcome.refused().unwrap();
+        assert_eq!(refused, p.introspection_unavailable());
+        assert_eq!(
+            refused,
+            Denial {
+                status: 503,
+                challenge: None,
+                body: r#"{"error":"temporarily_unavailable","reason":"introspection_unavailable"}"#
+                    .into(),
+                reason: "introspection_unavailable",
+            }
+        );
         assert!(problem.is_some());
     }
 
