@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod gateway;
 pub mod plan;
 pub mod request;
 pub mod split;
