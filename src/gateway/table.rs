@@ -154,7 +154,7 @@ impl GatewayTable {
 
         for routes in &mut groups {
             // Longest first; equal lengths cannot both match one path.
-            routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+            routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
         }
         let mut table = GatewayTable {
             names: specs.iter().map(|s| s.name.clone()).collect(),
