@@ -10,6 +10,8 @@
 //! - [`reply`]: every local reply the filter can send (401/403/503 refusals, 500s);
 //! - [`request`]: the request as raw header bytes, and byte-level query and cookie parsers;
 //! - [`split`]: bucket edges and the upstream choice;
+//! - [`gateway`]: which gateway a request belongs to (host, normalized path), and
+//!   the metric names that carry the gateway as a label;
 //! - [`streak`], [`park`]: once-per-streak reporting, the queue of parked requests;
 //! - [`watch`]: response classes, sliding windows, the canary guard and the ramp;
 //! - [`auth`]: none, HTTP Basic, access-key and OAuth2 bearer-token
@@ -30,6 +32,7 @@ pub mod auth;
 pub mod config;
 pub mod decide;
 pub mod gate;
+pub mod gateway;
 pub mod host;
 pub mod park;
 pub mod reply;
