@@ -61,7 +61,7 @@ fn plan(json: &str) -> Plan {
 }
 
 fn state() -> State {
-    State::new(42, CREDENTIAL_CACHE_CAPACITY)
+    State::new(42, CREDENTIAL_CACHE_CAPACITY, 1)
 }
 
 /// Benchmarks one decision; checks once, outside the timing, that it succeeds.

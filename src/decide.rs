@@ -1,48 +1,73 @@
 //! The per-request decision.
 //!
 //! [`Plan::decide`] is pure: it reads the request through the [`Request`]
-//! trait and returns what the filter must do: forward (route header value,
-//! consumer, headers to strip, rewritten path), refuse (the complete local
-//! reply), or wait for the identity provider (fetch keys, introspect a token).
-//! The proxy-wasm layer only applies the result; the replies it needs when it
-//! cannot do what was asked ([`Plan::keys_unavailable`],
-//! [`Plan::introspection_unavailable`]) are decided here too.
+//! trait and returns what the filter must do: forward (gateway, route header
+//! value, consumer, headers to strip, rewritten path), pass an unmatched request
+//! on, refuse (the complete local reply), or wait for the identity provider
+//! (fetch keys, introspect a token). The glue only applies the result; the
+//! replies it needs when it cannot do what was asked
+//! ([`Plan::keys_unavailable`], [`Plan::introspection_unavailable`]) and what a
+//! JWKS answer means ([`Plan::jwks_answer`]) are decided here too.
 
 use std::borrow::Cow;
 
-use crate::auth::oauth2::{HttpCall, OAuth2State, Step, TokenDigest, TokenError};
-use crate::auth::{AuthError, Authenticator, CredentialCache};
-use crate::config::Plan;
+use crate::auth::oauth2::fetch::{self, JwksOutcome};
+use crate::auth::oauth2::{
+    HttpCall, JwksUri, OAuth2Auth, OAuth2State, Refresh, Step, TokenDigest, TokenError,
+};
+use crate::auth::{AccessKeyAuth, AuthError, Authenticator, BasicAuth, CredentialCache};
+use crate::config::{Gateway, Plan, Unmatched};
+use crate::gateway::Match;
 use crate::reply::Denial;
 use crate::request::{cookie_value, query_param, take_query_param, Request};
 use crate::split::{How, KeySource, TOTAL_BUCKETS};
 
-/// Mutable per-VM state the decision needs: the random source, the cache of
-/// verified Basic credentials, and the OAuth2 keys and token verdicts.
+/// Mutable per-VM state the decision needs: the random source, and per
+/// gateway the cache of verified Basic credentials and the OAuth2 keys and
+/// token verdicts. Nothing is shared between gateways but fetched key sets
+/// (gateways with the same `jwks_uri`).
 #[derive(Debug)]
 pub struct State {
     rng: fastrand::Rng,
+    gateways: Vec<GatewayState>,
+}
+
+#[derive(Debug)]
+struct GatewayState {
     credentials: CredentialCache,
-    pub oauth2: OAuth2State,
+    oauth2: OAuth2State,
 }
 
 impl State {
-    pub fn new(seed: u64, credential_capacity: usize) -> Self {
+    /// State for `gateways` gateways, each with a credential cache of
+    /// `credential_capacity` entries.
+    pub fn new(seed: u64, credential_capacity: usize, gateways: usize) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let mut salt = [0u8; 16];
-        rng.fill(&mut salt);
-        Self {
-            rng,
-            credentials: CredentialCache::new(credential_capacity, salt),
-            oauth2: OAuth2State::default(),
-        }
+        let gateways = (0..gateways.max(1))
+            .map(|_| {
+                let mut salt = [0u8; 16];
+                rng.fill(&mut salt);
+                GatewayState {
+                    credentials: CredentialCache::new(credential_capacity, salt),
+                    oauth2: OAuth2State::default(),
+                }
+            })
+            .collect();
+        Self { rng, gateways }
+    }
+
+    /// The OAuth2 state of gateway `g`.
+    pub fn oauth2(&self, g: usize) -> Option<&OAuth2State> {
+        self.gateways.get(g).map(|s| &s.oauth2)
     }
 }
 
 /// What to do with an authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision<'p> {
-    /// Index into [`Plan::upstreams`].
+    /// Index into [`Plan::gateways`].
+    pub gateway: usize,
+    /// Index into the gateway's upstreams.
     pub upstream: usize,
     pub upstream_name: &'p str,
     /// The authenticated identity, to be written into the consumer header.
@@ -51,7 +76,8 @@ pub struct Decision<'p> {
     pub bucket: Option<u32>,
     /// Request headers to remove before forwarding (credentials, select header).
     pub remove_headers: Vec<&'p str>,
-    /// The new `:path` when a credential was removed from the query string.
+    /// The new `:path`: the gateway's prefix stripped, or a credential
+    /// removed from the query string.
     pub new_path: Option<Vec<u8>>,
     /// The OAuth2 verdict came from the token cache.
     pub cached: bool,
@@ -60,19 +86,31 @@ pub struct Decision<'p> {
 /// What the identity provider must be asked before the request can be decided.
 #[derive(Debug)]
 pub enum Wait {
-    /// No JWKS has been fetched yet: park the request until one arrives
-    /// (then call [`Plan::decide`] again) or the fetch timeout passes (then
-    /// reply with [`Plan::keys_unavailable`]).
-    Keys,
-    /// Send `call`; give the answer to [`Plan::after_introspection`] with `digest`.
-    Introspect { call: HttpCall, digest: TokenDigest },
+    /// No JWKS has been fetched yet for the gateway: park the request until
+    /// one arrives (then call [`Plan::decide`] again) or the fetch timeout
+    /// passes (then reply with [`Plan::keys_unavailable`]).
+    Keys { gateway: usize },
+    /// Send `call`; give the answer to [`Plan::after_introspection`].
+    Introspect {
+        gateway: usize,
+        call: HttpCall,
+        digest: TokenDigest,
+    },
 }
 
 /// The per-request outcome.
 #[derive(Debug)]
 pub enum Outcome<'p> {
     Forward(Decision<'p>),
-    Refuse(Denial),
+    /// No gateway matched and `unmatched` is `pass`: forward with no route
+    /// header and no consumer header (client copies of both removed).
+    Pass,
+    /// A local reply. `gateway` is `None` when no gateway took the request
+    /// (404 `no_gateway`, 400 `ambiguous_path`).
+    Refuse {
+        gateway: Option<usize>,
+        denial: Denial,
+    },
     Wait(Wait),
 }
 
@@ -88,8 +126,15 @@ impl<'p> Outcome<'p> {
     /// The local reply, if the request is refused.
     pub fn refused(self) -> Option<Denial> {
         match self {
-            Outcome::Refuse(d) => Some(d),
+            Outcome::Refuse { denial, .. } => Some(denial),
             _ => None,
+        }
+    }
+
+    fn refuse(gateway: usize, denial: Denial) -> Self {
+        Outcome::Refuse {
+            gateway: Some(gateway),
+            denial,
         }
     }
 }
@@ -99,7 +144,7 @@ struct Authenticated<'p> {
     consumer: Option<Cow<'p, str>>,
     remove_headers: Vec<&'p str>,
     new_path: Option<Vec<u8>>,
-    /// `:path`, when it was already read.
+    /// `:path` as it will be forwarded, when it was already read.
     path: Option<Vec<u8>>,
     cached: bool,
 }
@@ -114,90 +159,92 @@ impl<'p> Authenticated<'p> {
             cached: false,
         }
     }
+
+    /// After a gateway's prefix was stripped: the path to forward, and to read.
+    fn stripped(path: Option<Vec<u8>>) -> Self {
+        Self {
+            new_path: path.clone(),
+            path,
+            ..Self::anonymous()
+        }
+    }
+}
+
+/// A gateway and the state of the request in it, while it is decided.
+struct InGateway<'p, 's> {
+    index: usize,
+    gateway: &'p Gateway,
+    state: &'s mut GatewayState,
 }
 
 impl Plan {
-    /// Authenticates the request and picks its upstream. `now` is Unix
-    /// seconds (only OAuth2 uses it).
+    /// Finds the request's gateway, authenticates it there and picks its
+    /// upstream. `now` is Unix seconds (only OAuth2 uses it).
     pub fn decide<'p, R: Request + ?Sized>(
         &'p self,
         req: &R,
         state: &mut State,
         now: u64,
     ) -> Outcome<'p> {
-        let mut auth = Authenticated::anonymous();
-        match &self.auth {
-            Authenticator::None => {}
-            Authenticator::Basic(basic) => {
-                let value = req.header("authorization");
-                let Ok(value) = credential_text(value.as_deref()) else {
-                    return Outcome::Refuse(self.auth.deny(AuthError::Malformed));
-                };
-                match basic.verify(value, &mut state.credentials) {
-                    Ok(user) => auth.consumer = Some(Cow::Borrowed(user)),
-                    Err(e) => return Outcome::Refuse(self.auth.deny(e)),
-                }
-                auth.remove_headers.push("authorization");
-            }
-            Authenticator::AccessKey(ak) => {
-                let raw_header = req.header(ak.header());
-                let header_sent = raw_header.is_some();
-                let from_header = raw_header.filter(|v| !v.is_empty());
-                let mut from_query = None;
-                if let Some(param) = ak.query() {
-                    auth.path = req.header(":path");
-                    if let Some((value, new_path)) = auth
-                        .path
-                        .as_deref()
-                        .and_then(|p| take_query_param(p, param))
-                    {
-                        if from_header.is_none() {
-                            from_query = Some(value);
-                        }
-                        auth.new_path = Some(new_path);
-                    }
-                }
-                let presented = from_header.as_deref().or(from_query.as_deref());
-                let Ok(presented) = credential_text(presented) else {
-                    return Outcome::Refuse(self.auth.deny(AuthError::Malformed));
-                };
-                match ak.verify(presented) {
-                    Ok(consumer) => auth.consumer = Some(Cow::Borrowed(consumer)),
-                    Err(e) => return Outcome::Refuse(self.auth.deny(e)),
-                }
-                if header_sent {
-                    auth.remove_headers.push(ak.header());
-                }
-            }
-            Authenticator::OAuth2(o) => {
-                let value = req.header("authorization");
-                let Ok(value) = credential_text(value.as_deref()) else {
-                    return Outcome::Refuse(o.denial(TokenError::Malformed));
-                };
-                match o.authenticate(value, &mut state.oauth2, now) {
-                    Step::Accept { consumer, cached } => {
-                        auth.consumer = Some(Cow::Owned(consumer));
-                        auth.cached = cached;
-                        if !o.keep_token() {
-                            auth.remove_headers.push("authorization");
-                        }
-                    }
-                    Step::Reject(e) => return Outcome::Refuse(o.denial(e)),
-                    Step::NeedKeys => return Outcome::Wait(Wait::Keys),
-                    Step::Introspect { call, digest } => {
-                        return Outcome::Wait(Wait::Introspect { call, digest })
-                    }
-                }
-            }
+        let (index, strip) = match self.find_gateway(req) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        let (Some(gateway), Some(gw_state)) =
+            (self.gateways.get(index), state.gateways.get_mut(index))
+        else {
+            return Outcome::Refuse {
+                gateway: None,
+                denial: Denial::not_found("no_gateway"),
+            };
+        };
+        let mut auth = Authenticated::stripped(strip);
+        let mut g = InGateway {
+            index,
+            gateway,
+            state: gw_state,
+        };
+        if let Err(outcome) = authenticate(&mut g, req, &mut auth, now) {
+            return outcome;
         }
-        Outcome::Forward(self.route(req, auth, state))
+        Outcome::Forward(route(index, gateway, req, auth, &mut state.rng))
     }
 
-    /// Completes a [`Wait::Introspect`]: `status` is the HTTP status of the
-    /// provider's answer (`None` if the call failed or timed out). The second
-    /// value, when present, is a problem for the operator's log.
+    /// The gateway of the request and, with `strip_prefix`, the `:path` to
+    /// forward. A configuration without `gateways` has one gateway for every
+    /// request, and nothing depends on the path there.
+    fn find_gateway<R: Request + ?Sized>(
+        &self,
+        req: &R,
+    ) -> Result<(usize, Option<Vec<u8>>), Outcome<'_>> {
+        let Some(table) = &self.table else {
+            return Ok((0, None));
+        };
+        let authority = req.header(":authority").or_else(|| req.header("host"));
+        let path = req.header(":path").unwrap_or_default();
+        match table.select(authority.as_deref(), &path) {
+            Match::Gateway { index, strip } => Ok((index, strip.map(Cow::into_owned))),
+            Match::Unmatched => Err(match self.unmatched {
+                Unmatched::Deny => Outcome::Refuse {
+                    gateway: None,
+                    denial: Denial::not_found("no_gateway"),
+                },
+                Unmatched::Pass => Outcome::Pass,
+            }),
+            Match::BadPath(_) => Err(Outcome::Refuse {
+                gateway: None,
+                denial: Denial::bad_request("ambiguous_path"),
+            }),
+        }
+    }
+
+    /// Completes a [`Wait::Introspect`] of `gateway`: `status` is the HTTP
+    /// status of the provider's answer (`None` if the call failed or timed
+    /// out). The second value, when present, is a problem for the operator's log.
+    #[allow(clippy::too_many_arguments)]
     pub fn after_introspection<'p, R: Request + ?Sized>(
         &'p self,
+        gateway: usize,
         req: &R,
         state: &mut State,
         now: u64,
@@ -205,10 +252,21 @@ impl Plan {
         status: Option<u32>,
         body: Option<&[u8]>,
     ) -> (Outcome<'p>, Option<String>) {
-        let Authenticator::OAuth2(o) = &self.auth else {
-            return (Outcome::Refuse(self.introspection_unavailable()), None);
+        let (Some(gw), Some(gw_state)) =
+            (self.gateways.get(gateway), state.gateways.get_mut(gateway))
+        else {
+            return (
+                Outcome::refuse(gateway, self.introspection_unavailable(gateway)),
+                None,
+            );
         };
-        let done = o.finish_introspection(digest, status, body, &mut state.oauth2, now);
+        let Authenticator::OAuth2(o) = &gw.auth else {
+            return (
+                Outcome::refuse(gateway, self.introspection_unavailable(gateway)),
+                None,
+            );
+        };
+        let done = o.finish_introspection(digest, status, body, &mut gw_state.oauth2, now);
         let outcome = match done.result {
             Ok(consumer) => {
                 let mut auth = Authenticated::anonymous();
@@ -216,97 +274,255 @@ impl Plan {
                 if !o.keep_token() {
                     auth.remove_headers.push("authorization");
                 }
-                Outcome::Forward(self.route(req, auth, state))
+                Outcome::Forward(route(gateway, gw, req, auth, &mut state.rng))
             }
-            Err(e) => Outcome::Refuse(o.denial(e)),
+            Err(e) => Outcome::refuse(gateway, o.denial(e)),
         };
         (outcome, done.problem)
     }
 
-    /// The reply for a request that waited for the first key set in vain.
-    pub fn keys_unavailable(&self) -> Denial {
-        self.unavailable(TokenError::KeysUnavailable)
+    /// Applies an answer of JWKS source `source` (see
+    /// [`Plan::jwks_sources`]): one key set for every gateway that uses it.
+    pub fn jwks_answer(
+        &self,
+        source: usize,
+        refresh: &mut Refresh,
+        state: &mut State,
+        now_ms: u64,
+        status: Option<u32>,
+        body: Option<&[u8]>,
+    ) -> JwksOutcome {
+        let users = self.jwks_sources.get(source).map_or(&[][..], Vec::as_slice);
+        let mut states: Vec<&mut OAuth2State> = state
+            .gateways
+            .iter_mut()
+            .enumerate()
+            .filter(|(g, _)| users.contains(g))
+            .map(|(_, s)| &mut s.oauth2)
+            .collect();
+        fetch::answer(refresh, &mut states, now_ms, status, body)
     }
 
-    /// The reply for a request whose [`Wait::Introspect`] call could not be
-    /// sent (the introspection cluster is not defined in Envoy, say).
-    pub fn introspection_unavailable(&self) -> Denial {
-        self.unavailable(TokenError::IntrospectionUnavailable)
+    /// The `jwks_uri` of JWKS source `source` (its gateways' identical objects).
+    pub fn jwks_uri(&self, source: usize) -> Option<&JwksUri> {
+        let first = *self.jwks_sources.get(source)?.first()?;
+        match &self.gateways.get(first)?.auth {
+            Authenticator::OAuth2(o) => o.jwks_uri(),
+            _ => None,
+        }
     }
 
-    fn unavailable(&self, error: TokenError) -> Denial {
-        match &self.auth {
-            Authenticator::OAuth2(o) => o.denial(error),
+    /// The gateways that use JWKS source `source`.
+    pub fn jwks_users(&self, source: usize) -> &[usize] {
+        self.jwks_sources.get(source).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// Whether any gateway of JWKS source `source` has its keys.
+    pub fn jwks_loaded(&self, source: usize, state: &State) -> bool {
+        let users = self.jwks_sources.get(source).map_or(&[][..], Vec::as_slice);
+        users
+            .iter()
+            .any(|g| state.oauth2(*g).is_some_and(OAuth2State::has_remote_keys))
+    }
+
+    /// The reply for a request of `gateway` that waited for the first key set in vain.
+    pub fn keys_unavailable(&self, gateway: usize) -> Denial {
+        self.unavailable(gateway, TokenError::KeysUnavailable)
+    }
+
+    /// The reply for a request of `gateway` whose [`Wait::Introspect`] call
+    /// could not be sent (the introspection cluster is not defined in Envoy, say).
+    pub fn introspection_unavailable(&self, gateway: usize) -> Denial {
+        self.unavailable(gateway, TokenError::IntrospectionUnavailable)
+    }
+
+    fn unavailable(&self, gateway: usize, error: TokenError) -> Denial {
+        match self.gateways.get(gateway).map(|g| &g.auth) {
+            Some(Authenticator::OAuth2(o)) => o.denial(error),
             _ => Denial::unavailable(error.reason()),
         }
     }
 
-    /// Picks the upstream of an authenticated request.
-    fn route<'p, R: Request + ?Sized>(
-        &'p self,
-        req: &R,
-        auth: Authenticated<'p>,
-        state: &mut State,
-    ) -> Decision<'p> {
-        let Authenticated {
-            consumer,
-            mut remove_headers,
-            new_path,
-            mut path,
-            cached,
-        } = auth;
-
-        if let Some(select) = self.select_header.as_deref() {
-            if let Some(wanted) = req.header(select) {
-                remove_headers.push(select);
-                // Bytes against names: a value that is not exactly a configured
-                // name (non-UTF-8 included) is ignored.
-                if let Some(i) = self.upstreams.iter().position(|u| u.as_bytes() == wanted) {
-                    return Decision {
-                        upstream: i,
-                        upstream_name: self.upstream_name(i),
-                        consumer,
-                        how: How::Selected,
-                        bucket: None,
-                        remove_headers,
-                        new_path,
-                        cached,
-                    };
-                }
-            }
-        }
-
-        // Split keys are hashed over their raw bytes, UTF-8 or not.
-        let key: Option<Cow<'_, [u8]>> = match self.split.key() {
-            KeySource::Random => None,
-            KeySource::Header(h) => req.header(h).map(Cow::Owned),
-            KeySource::Query(q) => {
-                if path.is_none() {
-                    path = req.header(":path");
-                }
-                path.as_deref()
-                    .and_then(|p| query_param(p, q))
-                    .map(Cow::Owned)
-            }
-            KeySource::Cookie(c) => cookie_value(&req.cookie_headers(), c).map(Cow::Owned),
-            KeySource::Consumer => consumer.as_deref().map(|c| Cow::Borrowed(c.as_bytes())),
-        };
-        let rng = &mut state.rng;
-        let choice = self
-            .split
-            .choose(key.as_deref(), || rng.u32(0..TOTAL_BUCKETS));
-        drop(key);
-        Decision {
-            upstream: choice.upstream,
-            upstream_name: self.upstream_name(choice.upstream),
-            consumer,
-            how: choice.how,
-            bucket: choice.bucket,
-            remove_headers,
-            new_path,
-            cached,
+    /// How long a request of `gateway` waits for the first key set.
+    pub fn key_wait_ms(&self, gateway: usize) -> u64 {
+        match self.gateways.get(gateway).map(|g| &g.auth) {
+            Some(Authenticator::OAuth2(o)) => fetch::key_wait_ms(o.jwks_uri()),
+            _ => 0,
         }
     }
+}
+
+/// Authenticates the request with its gateway's mode; `Err` is the outcome
+/// when it is refused or must wait.
+fn authenticate<'p, R: Request + ?Sized>(
+    g: &mut InGateway<'p, '_>,
+    req: &R,
+    auth: &mut Authenticated<'p>,
+    now: u64,
+) -> Result<(), Outcome<'p>> {
+    let refuse = |e: AuthError| Outcome::refuse(g.index, g.gateway.auth.deny(e));
+    match &g.gateway.auth {
+        Authenticator::None => Ok(()),
+        Authenticator::Basic(basic) => {
+            basic_auth(basic, req, &mut g.state.credentials, auth).map_err(refuse)
+        }
+        Authenticator::AccessKey(ak) => access_key_auth(ak, req, auth).map_err(refuse),
+        Authenticator::OAuth2(o) => oauth2_auth(g.index, o, req, &mut g.state.oauth2, auth, now),
+    }
+}
+
+fn basic_auth<'p, R: Request + ?Sized>(
+    basic: &'p BasicAuth,
+    req: &R,
+    cache: &mut CredentialCache,
+    auth: &mut Authenticated<'p>,
+) -> Result<(), AuthError> {
+    let value = req.header("authorization");
+    let value = credential_text(value.as_deref()).map_err(|_| AuthError::Malformed)?;
+    let user = basic.verify(value, cache)?;
+    auth.consumer = Some(Cow::Borrowed(user));
+    auth.remove_headers.push("authorization");
+    Ok(())
+}
+
+fn access_key_auth<'p, R: Request + ?Sized>(
+    ak: &'p AccessKeyAuth,
+    req: &R,
+    auth: &mut Authenticated<'p>,
+) -> Result<(), AuthError> {
+    let raw_header = req.header(ak.header());
+    let header_sent = raw_header.is_some();
+    let from_header = raw_header.filter(|v| !v.is_empty());
+    let mut from_query = None;
+    if let Some(param) = ak.query() {
+        if auth.path.is_none() {
+            auth.path = req.header(":path");
+        }
+        if let Some((value, new_path)) = auth
+            .path
+            .as_deref()
+            .and_then(|p| take_query_param(p, param))
+        {
+            if from_header.is_none() {
+                from_query = Some(value);
+            }
+            auth.new_path = Some(new_path);
+        }
+    }
+    let presented = from_header.as_deref().or(from_query.as_deref());
+    let presented = credential_text(presented).map_err(|_| AuthError::Malformed)?;
+    let consumer = ak.verify(presented)?;
+    auth.consumer = Some(Cow::Borrowed(consumer));
+    if header_sent {
+        auth.remove_headers.push(ak.header());
+    }
+    Ok(())
+}
+
+fn oauth2_auth<'p, R: Request + ?Sized>(
+    gateway: usize,
+    o: &'p OAuth2Auth,
+    req: &R,
+    state: &mut OAuth2State,
+    auth: &mut Authenticated<'p>,
+    now: u64,
+) -> Result<(), Outcome<'p>> {
+    let value = req.header("authorization");
+    let Ok(value) = credential_text(value.as_deref()) else {
+        return Err(Outcome::refuse(gateway, o.denial(TokenError::Malformed)));
+    };
+    match o.authenticate(value, state, now) {
+        Step::Accept { consumer, cached } => {
+            auth.consumer = Some(Cow::Owned(consumer));
+            auth.cached = cached;
+            if !o.keep_token() {
+                auth.remove_headers.push("authorization");
+            }
+            Ok(())
+        }
+        Step::Reject(e) => Err(Outcome::refuse(gateway, o.denial(e))),
+        Step::NeedKeys => Err(Outcome::Wait(Wait::Keys { gateway })),
+        Step::Introspect { call, digest } => Err(Outcome::Wait(Wait::Introspect {
+            gateway,
+            call,
+            digest,
+        })),
+    }
+}
+
+/// Picks the upstream of an authenticated request in its gateway.
+fn route<'p, R: Request + ?Sized>(
+    index: usize,
+    gateway: &'p Gateway,
+    req: &R,
+    auth: Authenticated<'p>,
+    rng: &mut fastrand::Rng,
+) -> Decision<'p> {
+    let Authenticated {
+        consumer,
+        mut remove_headers,
+        new_path,
+        mut path,
+        cached,
+    } = auth;
+    let mut decision = Decision {
+        gateway: index,
+        upstream: 0,
+        upstream_name: gateway.upstream_name(0),
+        consumer,
+        how: How::Selected,
+        bucket: None,
+        remove_headers: Vec::new(),
+        new_path,
+        cached,
+    };
+
+    // The select header picks only among this gateway's own upstreams.
+    if let Some(select) = gateway.select_header.as_deref() {
+        if let Some(wanted) = req.header(select) {
+            remove_headers.push(select);
+            // Bytes against names: a value that is not exactly a configured
+            // name (non-UTF-8 included) is ignored.
+            if let Some(i) = gateway
+                .upstreams
+                .iter()
+                .position(|u| u.as_bytes() == wanted)
+            {
+                decision.upstream = i;
+                decision.upstream_name = gateway.upstream_name(i);
+                decision.remove_headers = remove_headers;
+                return decision;
+            }
+        }
+    }
+
+    // Split keys are hashed over their raw bytes, UTF-8 or not.
+    let key: Option<Cow<'_, [u8]>> = match gateway.split.key() {
+        KeySource::Random => None,
+        KeySource::Header(h) => req.header(h).map(Cow::Owned),
+        KeySource::Query(q) => {
+            if path.is_none() {
+                path = req.header(":path");
+            }
+            path.as_deref()
+                .and_then(|p| query_param(p, q))
+                .map(Cow::Owned)
+        }
+        KeySource::Cookie(c) => cookie_value(&req.cookie_headers(), c).map(Cow::Owned),
+        KeySource::Consumer => decision
+            .consumer
+            .as_deref()
+            .map(|c| Cow::Owned(c.as_bytes().to_vec())),
+    };
+    let choice = gateway
+        .split
+        .choose(key.as_deref(), || rng.u32(0..TOTAL_BUCKETS));
+    decision.upstream = choice.upstream;
+    decision.upstream_name = gateway.upstream_name(choice.upstream);
+    decision.how = choice.how;
+    decision.bucket = choice.bucket;
+    decision.remove_headers = remove_headers;
+    decision
 }
 
 /// A credential header (or query value) as text. A value that is not valid
@@ -355,7 +571,7 @@ mod tests {
     }
 
     fn state() -> State {
-        State::new(42, 16)
+        State::new(42, 16, 4)
     }
 
     /// The upstream the documented formula gives for `key` with canaries of `bps`.
@@ -608,9 +824,9 @@ mod tests {
         let req = Req::new(&[("authorization", &bearer)]);
         assert!(matches!(
             p.decide(&req, &mut state(), NOW),
-            Outcome::Wait(Wait::Keys)
+            Outcome::Wait(Wait::Keys { gateway: 0 })
         ));
-        assert_eq!(p.keys_unavailable().status, 503);
+        assert_eq!(p.keys_unavailable(0).status, 503);
 
         let p = plan(
             r#"{"primary":"v1","auth":{"mode":"oauth2","introspection":{"cluster":"idp","path":"/i",
@@ -618,19 +834,20 @@ mod tests {
         );
         let req = Req::new(&[("authorization", "Bearer opaque")]);
         let mut s = state();
-        let Outcome::Wait(Wait::Introspect { call, digest }) = p.decide(&req, &mut s, NOW) else {
+        let Outcome::Wait(Wait::Introspect { call, digest, .. }) = p.decide(&req, &mut s, NOW)
+        else {
             panic!("expected an introspection")
         };
         assert_eq!(call.cluster, "idp");
         let body = br#"{"active":true,"sub":"dave"}"#;
         let (outcome, problem) =
-            p.after_introspection(&req, &mut s, NOW, digest, Some(200), Some(body));
+            p.after_introspection(0, &req, &mut s, NOW, digest, Some(200), Some(body));
         let d = outcome.forwarded().unwrap();
         assert_eq!((d.consumer.as_deref(), problem), (Some("dave"), None));
         assert_eq!(d.remove_headers, vec!["authorization"]);
-        let (outcome, problem) = p.after_introspection(&req, &mut s, NOW, digest, None, None);
+        let (outcome, problem) = p.after_introspection(0, &req, &mut s, NOW, digest, None, None);
         let refused = outcome.refused().unwrap();
-        assert_eq!(refused, p.introspection_unavailable());
+        assert_eq!(refused, p.introspection_unavailable(0));
         assert_eq!(
             refused,
             Denial {
@@ -761,5 +978,171 @@ mod tests {
             .unwrap();
         assert_eq!((d.upstream_name, d.how), ("v1", How::Random));
         assert_eq!(d.remove_headers, vec!["x-select"]);
+    }
+
+    fn gateways_plan() -> Plan {
+        plan(&format!(
+            r#"{{"unmatched":"deny","gateways":[
+              {{"name":"fraud","hosts":["models.example.com"],"path_prefix":"/fraud","strip_prefix":true,
+                "primary":"fraud-v1","canaries":[{{"name":"fraud-v2","percent":100}}],
+                "select_header":"x-select",
+                "auth":{{"mode":"access_key","keys":[{{"consumer":"ci","sha256":"{}"}}]}}}},
+              {{"name":"chat","hosts":["*.chat.example.com","chat.example.com"],
+                "primary":"chat-v3","canaries":[{{"name":"chat-v4","percent":0}}],"select_header":"x-select"}},
+              {{"name":"open","hosts":["*"],"path_prefix":"/open","primary":"open-v1"}}
+            ]}}"#,
+            sha("k1")
+        ))
+    }
+
+    fn at(host: &str, path: &str, extra: &[(&str, &str)]) -> Req {
+        let mut h = vec![(":authority", host), (":path", path)];
+        h.extend_from_slice(extra);
+        Req::new(&h)
+    }
+
+    #[test]
+    fn requests_find_their_gateway_by_host_then_path() {
+        let p = gateways_plan();
+        let mut s = state();
+        let d = p
+            .decide(
+                &at(
+                    "Models.Example.com:443",
+                    "/fraud/score?x=1",
+                    &[("x-api-key", "k1")],
+                ),
+                &mut s,
+                0,
+            )
+            .forwarded()
+            .unwrap();
+        assert_eq!((d.gateway, d.upstream_name), (0, "fraud-v2"));
+        assert_eq!(
+            d.new_path.as_deref(),
+            Some(&b"/score?x=1"[..]),
+            "strip_prefix"
+        );
+        assert_eq!(d.consumer.as_deref(), Some("ci"));
+
+        let d = p
+            .decide(&at("a.chat.example.com", "/v1/chat", &[]), &mut s, 0)
+            .forwarded()
+            .unwrap();
+        assert_eq!(
+            (d.gateway, d.upstream_name, d.new_path),
+            (1, "chat-v3", None)
+        );
+
+        // The host pattern is chosen first: no fallback to `*` for another path.
+        let e = p
+            .decide(&at("models.example.com", "/open", &[]), &mut s, 0)
+            .refused()
+            .unwrap();
+        assert_eq!((e.status, e.reason), (404, "no_gateway"));
+        assert_eq!(e.body, r#"{"error":"not_found","reason":"no_gateway"}"#);
+        let d = p
+            .decide(&at("other.example.com", "/open/x", &[]), &mut s, 0)
+            .forwarded()
+            .unwrap();
+        assert_eq!(d.gateway, 2);
+        // A path trick cannot reach another gateway; an ambiguous one is refused.
+        let e = p
+            .decide(&at("other.example.com", "/open/..%2Fx", &[]), &mut s, 0)
+            .refused()
+            .unwrap();
+        assert_eq!((e.status, e.reason), (400, "ambiguous_path"));
+        let Outcome::Refuse { gateway, .. } = p.decide(&at("x", "/fraud%2fscore", &[]), &mut s, 0)
+        else {
+            panic!("refused")
+        };
+        assert_eq!(gateway, None);
+        let e = p.decide(&at("other.example.com", "/fraud/../open/y", &[]), &mut s, 0);
+        assert_eq!(
+            e.forwarded().unwrap().gateway,
+            2,
+            "matched on the normalized path"
+        );
+    }
+
+    #[test]
+    fn each_gateway_authenticates_on_its_own() {
+        let p = gateways_plan();
+        let mut s = state();
+        // chat has no auth: the key is not its business (and not removed).
+        let d = p
+            .decide(
+                &at("chat.example.com", "/", &[("x-api-key", "k1")]),
+                &mut s,
+                0,
+            )
+            .forwarded()
+            .unwrap();
+        assert_eq!((d.gateway, d.consumer), (1, None));
+        assert!(d.remove_headers.is_empty());
+        // fraud wants its key.
+        let Outcome::Refuse { gateway, denial } =
+            p.decide(&at("models.example.com", "/fraud", &[]), &mut s, 0)
+        else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (gateway, denial.status, denial.reason),
+            (Some(0), 401, "missing_credentials")
+        );
+    }
+
+    #[test]
+    fn the_select_header_picks_only_among_the_gateways_own_upstreams() {
+        let p = gateways_plan();
+        let mut s = state();
+        let d = p
+            .decide(
+                &at("chat.example.com", "/", &[("x-select", "fraud-v1")]),
+                &mut s,
+                0,
+            )
+            .forwarded()
+            .unwrap();
+        assert_eq!(
+            (d.upstream_name, d.how),
+            ("chat-v3", How::Random),
+            "another gateway's upstream is ignored"
+        );
+        assert_eq!(d.remove_headers, vec!["x-select"]);
+        let d = p
+            .decide(
+                &at("chat.example.com", "/", &[("x-select", "chat-v4")]),
+                &mut s,
+                0,
+            )
+            .forwarded()
+            .unwrap();
+        assert_eq!((d.upstream_name, d.how), ("chat-v4", How::Selected));
+    }
+
+    #[test]
+    fn unmatched_pass_forwards_without_a_gateway() {
+        let mut p = gateways_plan();
+        p.unmatched = crate::config::Unmatched::Pass;
+        assert!(matches!(
+            p.decide(&at("models.example.com", "/nothing", &[]), &mut state(), 0),
+            Outcome::Pass
+        ));
+        // Ambiguous paths are refused whatever `unmatched` says.
+        assert!(p
+            .decide(&at("x", "/a\\b", &[]), &mut state(), 0)
+            .refused()
+            .is_some());
+    }
+
+    #[test]
+    fn without_gateways_nothing_depends_on_the_path() {
+        let p = plan(r#"{"primary":"v1"}"#);
+        let d = p
+            .decide(&at("any", "/%2f/../\\", &[]), &mut state(), 0)
+            .forwarded()
+            .unwrap();
+        assert_eq!((d.gateway, d.upstream_name, d.new_path), (0, "v1", None));
     }
 }

@@ -44,6 +44,16 @@ impl<T> Parking<T> {
         std::mem::take(&mut self.entries)
     }
 
+    /// The requests whose data satisfies `pred` (what they waited for has
+    /// arrived); the others keep waiting.
+    pub fn take_if(&mut self, pred: impl Fn(&T) -> bool) -> Vec<Parked<T>> {
+        let (taken, waiting) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .partition(|p| pred(&p.data));
+        self.entries = waiting;
+        taken
+    }
+
     /// The requests whose wait is over at `now_ms`; the others keep waiting.
     pub fn take_expired(&mut self, now_ms: u64) -> Vec<Parked<T>> {
         let (expired, waiting) = std::mem::take(&mut self.entries)
@@ -97,6 +107,8 @@ mod tests {
         assert!(q.is_empty());
         assert!(q.park(5, 0, u64::MAX, 'e').is_ok(), "no overflow");
         assert!(ids(&q.take_expired(u64::MAX - 1)).is_empty());
+        assert!(q.park(6, 0, 10, 'f').is_ok());
+        assert_eq!(ids(&q.take_if(|d| *d == 'f')), vec![6]);
         assert_eq!(ids(&q.take_all()), vec![5]);
         assert_eq!(q.len(), 0);
     }

@@ -34,6 +34,17 @@ impl Denial {
         Self::new(503, None, "temporarily_unavailable", reason)
     }
 
+    /// 404 `not_found`: no gateway takes the request (`reason`: `no_gateway`).
+    pub fn not_found(reason: &'static str) -> Self {
+        Self::new(404, None, "not_found", reason)
+    }
+
+    /// 400 `bad_request`: the request cannot be matched safely
+    /// (`reason`: `ambiguous_path`).
+    pub fn bad_request(reason: &'static str) -> Self {
+        Self::new(400, None, "bad_request", reason)
+    }
+
     fn new(status: u32, challenge: Option<String>, error: &str, reason: &'static str) -> Self {
         Self {
             status,

@@ -10,49 +10,235 @@
 mod plan;
 mod raw;
 
-pub use plan::Plan;
+pub use plan::{Gateway, Plan, Unmatched, DEFAULT_GATEWAY};
 pub use raw::{DEFAULT_CONSUMER_HEADER, DEFAULT_ROUTE_HEADER};
 
+use serde_json::Value;
+
 use crate::auth::{Authenticator, OAuth2Auth};
+use crate::gateway::{stats, GatewaySpec, GatewayTable};
 use crate::split::{KeySource, SplitPlan, TOTAL_BUCKETS};
 use crate::validate::{
     basis_points, format_bp, from_json, header_name, non_empty, unique, upstream_name, ConfigError,
     Unique,
 };
-use raw::{RawAuth, RawCanary, RawConfig, RawSplit, SplitBy};
+use raw::{RawAuth, RawCanary, RawConfig, RawGateway, RawSplit, SplitBy};
 
 /// Parses and validates the plugin configuration into an immutable plan.
 pub fn parse(bytes: &[u8]) -> Result<Plan, ConfigError> {
-    let raw: RawConfig = from_json(bytes)?;
+    let mut raw: RawConfig = from_json(bytes)?;
+    let headers = Headers {
+        route: header_name("route_header", &raw.route_header)?,
+        consumer: header_name("consumer_header", &raw.consumer_header)?,
+    };
+    let response_header = optional_header("response_header", raw.response_header.as_deref())?;
+    let (gateways, table, jwks_objects) = match raw.gateways.take() {
+        None => single_gateway(raw_single(&mut raw)?, bytes, &headers)?,
+        Some(list) => {
+            refuse_top_level_gateway_fields(&raw)?;
+            gateway_table(&list, &headers)?
+        }
+    };
+    if raw.unmatched.is_some() && table.is_none() {
+        return Err(ConfigError::new(
+            "unmatched",
+            "only used with \"gateways\" (without them every request has a gateway); remove it",
+        ));
+    }
+    let mut plan = Plan {
+        route_header: headers.route,
+        consumer_header: headers.consumer,
+        response_header,
+        unmatched: raw.unmatched.unwrap_or_default(),
+        gateways,
+        table,
+        jwks_sources: Vec::new(),
+    };
+    share_jwks_sources(&mut plan, &jwks_objects);
+    Ok(plan)
+}
+
+/// The listener-wide headers every gateway's header roles are checked against.
+struct Headers {
+    route: String,
+    consumer: String,
+}
+
+type Built = (Vec<Gateway>, Option<GatewayTable>, Vec<Option<Value>>);
+
+/// A configuration without `gateways`: one gateway, `default`, for every request.
+fn single_gateway(raw: RawGateway, bytes: &[u8], headers: &Headers) -> Result<Built, ConfigError> {
     let oauth2 = match raw.auth {
         RawAuth::Oauth2(_) => Some(crate::auth::oauth2::parse_config(bytes)?),
         _ => None,
     };
-    build(raw, oauth2)
+    let gateway = build_gateway(raw, oauth2, headers)?;
+    let whole: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    Ok((vec![gateway], None, vec![jwks_uri_object(&whole)]))
 }
 
-fn build(raw: RawConfig, oauth2: Option<OAuth2Auth>) -> Result<Plan, ConfigError> {
-    let route_header = header_name("route_header", &raw.route_header)?;
-    let consumer_header = header_name("consumer_header", &raw.consumer_header)?;
+/// The top-level per-gateway fields of a configuration without `gateways`.
+fn raw_single(raw: &mut RawConfig) -> Result<RawGateway, ConfigError> {
+    let Some(primary) = raw.primary.take() else {
+        return Err(ConfigError::new("", "missing field `primary`"));
+    };
+    Ok(RawGateway {
+        name: DEFAULT_GATEWAY.to_string(),
+        hosts: Vec::new(),
+        path_prefix: String::new(),
+        strip_prefix: false,
+        primary,
+        canaries: raw.canaries.take().unwrap_or_default(),
+        split: raw.split.take().unwrap_or_default(),
+        select_header: raw.select_header.take(),
+        auth: raw.auth.take().unwrap_or_default(),
+    })
+}
+
+/// With `gateways`, the per-gateway fields have no meaning at the top level.
+fn refuse_top_level_gateway_fields(raw: &RawConfig) -> Result<(), ConfigError> {
+    for (field, set) in [
+        ("primary", raw.primary.is_some()),
+        ("canaries", raw.canaries.is_some()),
+        ("split", raw.split.is_some()),
+        ("select_header", raw.select_header.is_some()),
+        ("auth", raw.auth.is_some()),
+    ] {
+        if set {
+            return Err(ConfigError::new(
+                field,
+                "set per gateway when \"gateways\" is used; move it into each gateway",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `gateways[i]` as an error path prefix.
+fn within(i: usize) -> impl Fn(ConfigError) -> ConfigError {
+    move |e| {
+        let path = if e.path.is_empty() {
+            format!("gateways[{i}]")
+        } else {
+            format!("gateways[{i}].{}", e.path)
+        };
+        ConfigError::new(path, e.message)
+    }
+}
+
+fn gateway_table(list: &[Value], headers: &Headers) -> Result<Built, ConfigError> {
+    if list.is_empty() {
+        return Err(ConfigError::new(
+            "gateways",
+            "must list at least one gateway",
+        ));
+    }
+    let mut gateways = Vec::with_capacity(list.len());
+    let mut specs = Vec::with_capacity(list.len());
+    let mut jwks_objects = Vec::with_capacity(list.len());
+    for (i, value) in list.iter().enumerate() {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| ConfigError::new(format!("gateways[{i}]"), e.to_string()))?;
+        let raw: RawGateway = from_json(&bytes).map_err(within(i))?;
+        let oauth2 = match raw.auth {
+            RawAuth::Oauth2(_) => {
+                Some(crate::auth::oauth2::parse_config(&bytes).map_err(within(i))?)
+            }
+            _ => None,
+        };
+        specs.push(GatewaySpec {
+            name: raw.name.clone(),
+            hosts: raw.hosts.clone(),
+            path_prefix: raw.path_prefix.clone(),
+            strip_prefix: raw.strip_prefix,
+        });
+        gateways.push(build_gateway(raw, oauth2, headers).map_err(within(i))?);
+        jwks_objects.push(jwks_uri_object(value));
+    }
+    let table = GatewayTable::compile(&specs).map_err(|e| ConfigError::new(e.path, e.message))?;
+    Ok((gateways, Some(table), jwks_objects))
+}
+
+fn jwks_uri_object(gateway: &Value) -> Option<Value> {
+    let auth = gateway.get("auth")?;
+    if auth.get("mode")?.as_str()? != "oauth2" {
+        return None;
+    }
+    auth.get("jwks_uri").cloned()
+}
+
+/// Gateways whose `jwks_uri` objects are identical share one key set and one fetch.
+fn share_jwks_sources(plan: &mut Plan, objects: &[Option<Value>]) {
+    let mut sources: Vec<(&Value, Vec<usize>)> = Vec::new();
+    for (g, object) in objects.iter().enumerate() {
+        let Some(object) = object else { continue };
+        let uses_jwks_uri = plan.gateways.get(g).is_some_and(
+            |gw| matches!(&gw.auth, Authenticator::OAuth2(o) if o.jwks_uri().is_some()),
+        );
+        if !uses_jwks_uri {
+            continue;
+        }
+        let source = match sources.iter().position(|(o, _)| *o == object) {
+            Some(s) => s,
+            None => {
+                sources.push((object, Vec::new()));
+                sources.len() - 1
+            }
+        };
+        if let Some((_, users)) = sources.get_mut(source) {
+            users.push(g);
+        }
+        if let Some(gw) = plan.gateways.get_mut(g) {
+            gw.jwks_source = Some(source);
+        }
+    }
+    plan.jwks_sources = sources.into_iter().map(|(_, users)| users).collect();
+}
+
+/// One gateway's upstreams, split and auth. Paths are relative to the gateway
+/// (the caller prefixes `gateways[i].`).
+fn build_gateway(
+    raw: RawGateway,
+    oauth2: Option<OAuth2Auth>,
+    headers: &Headers,
+) -> Result<Gateway, ConfigError> {
     let select_header = optional_header("select_header", raw.select_header.as_deref())?;
-    let response_header = optional_header("response_header", raw.response_header.as_deref())?;
     let (upstreams, percents_bp) = upstreams(&raw.primary, &raw.canaries)?;
     let auth = build_auth(raw.auth, oauth2)?;
     let split = build_split(raw.split, &auth, &percents_bp)?;
+    check_header_roles(headers, select_header.as_deref(), &split, &auth)?;
+    Ok(Gateway {
+        name: raw.name,
+        hosts: raw.hosts,
+        path_prefix: raw.path_prefix,
+        strip_prefix: raw.strip_prefix,
+        select_header,
+        upstreams,
+        split,
+        auth,
+        jwks_source: None,
+    })
+}
 
-    // Header roles must not overlap: a client-controlled header must never be
-    // the one the filter writes, or the one carrying identity.
+/// Header roles must not overlap: a client-controlled header must never be
+/// the one the filter writes, or the one carrying identity.
+fn check_header_roles(
+    headers: &Headers,
+    select_header: Option<&str>,
+    split: &SplitPlan,
+    auth: &Authenticator,
+) -> Result<(), ConfigError> {
     let mut roles: Vec<(&str, &str)> = vec![
-        ("route_header", route_header.as_str()),
-        ("consumer_header", consumer_header.as_str()),
+        ("route_header", headers.route.as_str()),
+        ("consumer_header", headers.consumer.as_str()),
     ];
-    if let Some(h) = select_header.as_deref() {
+    if let Some(h) = select_header {
         roles.push(("select_header", h));
     }
     if let KeySource::Header(h) = split.key() {
         roles.push(("split.name", h.as_str()));
     }
-    match &auth {
+    match auth {
         Authenticator::None => {}
         Authenticator::Basic(_) => roles.push(("(basic auth)", "authorization")),
         Authenticator::AccessKey(a) => roles.push(("auth.header", a.header())),
@@ -63,17 +249,13 @@ fn build(raw: RawConfig, oauth2: Option<OAuth2Auth>) -> Result<Plan, ConfigError
         roles.iter().map(|(_, name)| *name),
         |i| role(i).to_string(),
         |name, j| format!("header \"{name}\" is already used by {}", role(j)),
-    )?;
+    )
+}
 
-    Ok(Plan {
-        route_header,
-        consumer_header,
-        select_header,
-        response_header,
-        upstreams,
-        split,
-        auth,
-    })
+/// An upstream name is also a metric label value.
+fn label_value(path: &str, name: &str) -> Result<(), ConfigError> {
+    stats::check_label_value(name)
+        .map_err(|why| ConfigError::new(path, format!("\"{name}\" {why}")))
 }
 
 fn optional_header(path: &str, name: Option<&str>) -> Result<Option<String>, ConfigError> {
@@ -87,6 +269,7 @@ fn upstreams(
     canaries: &[RawCanary],
 ) -> Result<(Vec<String>, Vec<u32>), ConfigError> {
     upstream_name("primary", primary)?;
+    label_value("primary", primary)?;
     let mut upstreams = vec![primary.to_string()];
     let mut percents_bp = Vec::with_capacity(canaries.len());
     let mut total_bp: u32 = 0;
@@ -94,6 +277,7 @@ fn upstreams(
     for (i, canary) in canaries.iter().enumerate() {
         let name_path = |i| format!("canaries[{i}].name");
         upstream_name(&name_path(i), &canary.name)?;
+        label_value(&name_path(i), &canary.name)?;
         if canary.name == primary {
             return Err(ConfigError::new(
                 name_path(i),
@@ -212,11 +396,15 @@ mod tests {
         let plan = parse(br#"{"primary":"v1"}"#).unwrap();
         assert_eq!(plan.route_header, "x-canary-upstream");
         assert_eq!(plan.consumer_header, "x-canary-consumer");
-        assert_eq!(plan.select_header, None);
         assert_eq!(plan.response_header, None);
-        assert_eq!(plan.upstreams, vec!["v1".to_string()]);
-        assert!(matches!(plan.auth, Authenticator::None));
-        assert!(matches!(plan.split.key(), KeySource::Random));
+        assert_eq!(plan.unmatched, Unmatched::Deny);
+        assert!(plan.table.is_none(), "one gateway for every request");
+        let g = &plan.gateways[0];
+        assert_eq!(g.name, "default");
+        assert_eq!(g.select_header, None);
+        assert_eq!(g.upstreams, vec!["v1".to_string()]);
+        assert!(matches!(g.auth, Authenticator::None));
+        assert!(matches!(g.split.key(), KeySource::Random));
     }
 
     #[test]
@@ -236,7 +424,7 @@ mod tests {
         let plan =
             parse(br#"{"primary":"a","canaries":[{"name":"b","percent":97.5},{"name":"c","percent":2.5}]}"#)
                 .unwrap();
-        assert_eq!(plan.split.edges(), &[9750, 10000]);
+        assert_eq!(plan.gateways[0].split.edges(), &[9750, 10000]);
     }
 
     #[test]
@@ -255,7 +443,7 @@ mod tests {
         );
         // 0.07 * 100 is 7.000000000000001 in binary floating point: still two decimals.
         let plan = parse(br#"{"primary":"a","canaries":[{"name":"b","percent":0.07}]}"#).unwrap();
-        assert_eq!(plan.split.edges(), &[7]);
+        assert_eq!(plan.gateways[0].split.edges(), &[7]);
     }
 
     #[test]
@@ -341,7 +529,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.route_header, "x-route");
-        assert!(matches!(plan.split.key(), KeySource::Header(h) if h == "x-user"));
+        assert!(matches!(plan.gateways[0].split.key(), KeySource::Header(h) if h == "x-user"));
         assert_eq!(
             err(r#"{"primary":"a","select_header":"X-Canary-Upstream"}"#),
             "select_header: header \"x-canary-upstream\" is already used by route_header"
@@ -399,5 +587,83 @@ mod tests {
             ),
             "(oauth2 auth): header \"authorization\" is already used by select_header"
         );
+    }
+
+    #[test]
+    fn gateways_errors_name_the_gateway_and_field() {
+        let gw = |extra: &str| {
+            format!(
+                r#"{{"gateways":[{{"name":"a","primary":"a1"}},{{"name":"b","primary":"b1"{extra}}}]}}"#
+            )
+        };
+        for (config, message) in [
+            (r#"{"primary":"v1","gateways":[{"name":"a","primary":"a1"}]}"#.to_string(),
+             "primary: set per gateway when \"gateways\" is used; move it into each gateway"),
+            (r#"{"auth":{"mode":"none"},"gateways":[{"name":"a","primary":"a1"}]}"#.to_string(),
+             "auth: set per gateway when \"gateways\" is used; move it into each gateway"),
+            (r#"{"gateways":[]}"#.to_string(), "gateways: must list at least one gateway"),
+            (r#"{"primary":"v1","unmatched":"pass"}"#.to_string(),
+             "unmatched: only used with \"gateways\" (without them every request has a gateway); remove it"),
+            (r#"{"gateways":[{"name":"a"}]}"#.to_string(), "gateways[0]: missing field `primary`"),
+            (gw(r#","canaries":[{"name":"b2","percent":60},{"name":"b3","percent":60}]"#),
+             "gateways[1].canaries[1].percent: total 120 exceeds 100"),
+            (gw(r#","select_header":"x-canary-consumer""#),
+             "gateways[1].select_header: header \"x-canary-consumer\" is already used by consumer_header"),
+            (gw(r#","auth":{"mode":"oauth2","issuer":"i","jwks_uri":{"cluster":"","path":"/k"}}"#),
+             "gateways[1].auth.jwks_uri.cluster: must not be empty"),
+            (gw(r#","surprise":1"#),
+             "gateways[1].surprise: unknown field `surprise`, expected one of `name`, `hosts`, `path_prefix`, `strip_prefix`, `primary`, `canaries`, `split`, `select_header`, `auth`"),
+            (r#"{"gateways":[{"name":"a","primary":"a1"},{"name":"a","primary":"b1"}]}"#.to_string(),
+             "gateways[1].name: \"a\" is already used by gateways[0]"),
+            (r#"{"gateways":[{"name":"a","primary":"a1","hosts":["x.com"],"path_prefix":"/p"},{"name":"b","primary":"b1","hosts":["X.com"],"path_prefix":"/p"}]}"#.to_string(),
+             "gateways[1]: host \"X.com\" with path_prefix \"/p\" is already used by gateways[0]"),
+            (gw(r#","primary":"b=.=1""#), ""),
+        ] {
+            let got = err(&config);
+            if message.is_empty() {
+                assert!(got.starts_with("gateways[1]"), "{got}");
+            } else {
+                assert_eq!(got, message, "{config}");
+            }
+        }
+    }
+
+    #[test]
+    fn upstream_names_are_usable_as_metric_labels() {
+        assert_eq!(
+            err(r#"{"primary":"v1","canaries":[{"name":"a;.;b","percent":1}]}"#)
+                .split(':')
+                .next(),
+            Some("canaries[0].name")
+        );
+        // Istio cluster names survive.
+        assert!(
+            parse(br#"{"primary":"outbound|8080|v1|model.default.svc.cluster.local"}"#).is_ok()
+        );
+    }
+
+    #[test]
+    fn gateways_with_the_same_jwks_uri_share_one_source() {
+        let uri = r#"{"cluster":"idp","path":"/jwks"}"#;
+        let other = r#"{"cluster":"idp2","path":"/jwks"}"#;
+        let oauth = |u: &str| {
+            format!(r#""auth":{{"mode":"oauth2","issuer":"i","audiences":["m"],"jwks_uri":{u}}}"#)
+        };
+        let config = format!(
+            r#"{{"gateways":[
+                {{"name":"a","primary":"a1","path_prefix":"/a",{}}},
+                {{"name":"b","primary":"b1","path_prefix":"/b"}},
+                {{"name":"c","primary":"c1","path_prefix":"/c",{}}},
+                {{"name":"d","primary":"d1","path_prefix":"/d",{}}}]}}"#,
+            oauth(uri),
+            oauth(other),
+            oauth(uri)
+        );
+        let plan = parse(config.as_bytes()).unwrap();
+        assert_eq!(plan.jwks_sources, vec![vec![0, 3], vec![2]]);
+        assert_eq!(plan.gateways[3].jwks_source, Some(0));
+        assert_eq!(plan.gateways[1].jwks_source, None);
+        let single = parse(format!(r#"{{"primary":"v1",{}}}"#, oauth(uri)).as_bytes()).unwrap();
+        assert_eq!(single.jwks_sources, vec![vec![0]]);
     }
 }

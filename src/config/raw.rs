@@ -10,11 +10,48 @@ use crate::split::WhenMissing;
 pub const DEFAULT_ROUTE_HEADER: &str = "x-canary-upstream";
 pub const DEFAULT_CONSUMER_HEADER: &str = "x-canary-consumer";
 
+/// The whole configuration. Without `gateways` it is one gateway (`default`)
+/// whose fields are at the top level; with `gateways`, those fields belong in
+/// each gateway and are refused at the top level.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     #[serde(default = "default_route_header")]
     pub(super) route_header: String,
+    #[serde(default = "default_consumer_header")]
+    pub(super) consumer_header: String,
+    #[serde(default)]
+    pub(super) response_header: Option<String>,
+    #[serde(default)]
+    pub(super) unmatched: Option<Unmatched>,
+    /// Each gateway is read again on its own ([`RawGateway`]), so that its
+    /// errors are reported with the `gateways[i].` prefix.
+    #[serde(default)]
+    pub(super) gateways: Option<Vec<serde_json::Value>>,
+    // The per-gateway fields, at the top level of a configuration without `gateways`.
+    #[serde(default)]
+    pub(super) primary: Option<String>,
+    #[serde(default)]
+    pub(super) canaries: Option<Vec<RawCanary>>,
+    #[serde(default)]
+    pub(super) split: Option<RawSplit>,
+    #[serde(default)]
+    pub(super) select_header: Option<String>,
+    #[serde(default)]
+    pub(super) auth: Option<RawAuth>,
+}
+
+/// One entry of `gateways`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGateway {
+    pub(super) name: String,
+    #[serde(default = "default_hosts")]
+    pub(super) hosts: Vec<String>,
+    #[serde(default = "default_path_prefix")]
+    pub(super) path_prefix: String,
+    #[serde(default)]
+    pub(super) strip_prefix: bool,
     pub(super) primary: String,
     #[serde(default)]
     pub(super) canaries: Vec<RawCanary>,
@@ -22,12 +59,19 @@ pub(super) struct RawConfig {
     pub(super) split: RawSplit,
     #[serde(default)]
     pub(super) select_header: Option<String>,
-    #[serde(default = "default_consumer_header")]
-    pub(super) consumer_header: String,
-    #[serde(default)]
-    pub(super) response_header: Option<String>,
     #[serde(default)]
     pub(super) auth: RawAuth,
+}
+
+/// What happens to a request no gateway matches.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// 404 `{"error":"not_found","reason":"no_gateway"}`.
+    #[default]
+    Deny,
+    /// Forwarded with no route header and no consumer header.
+    Pass,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +128,17 @@ pub(super) enum RawAuth {
     /// `RawOAuth2`), so that errors name the full field path
     /// (`auth.jwks_uri.cluster`).
     Oauth2(serde::de::IgnoredAny),
+}
+
+fn default_hosts() -> Vec<String> {
+    crate::gateway::DEFAULT_HOSTS
+        .iter()
+        .map(|h| h.to_string())
+        .collect()
+}
+
+fn default_path_prefix() -> String {
+    crate::gateway::DEFAULT_PATH_PREFIX.to_string()
 }
 
 fn default_route_header() -> String {

@@ -6,10 +6,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::root::read_body;
-use super::{internal_error, send, Chosen, Shared};
-use crate::auth::oauth2::fetch::{self, key_wait_ms};
+use super::{internal_error, send, Chosen, Shared, Waiting};
+use crate::auth::oauth2::fetch;
 use crate::auth::oauth2::{HttpCall, TokenDigest};
-use crate::auth::Authenticator;
 use crate::decide::{Outcome, Wait};
 use crate::host::{Action, Host, HostError};
 use crate::reply::Reply;
@@ -22,8 +21,9 @@ pub struct Http {
     shared: Option<Rc<Shared>>,
     /// The upstream chosen for this request, for the response header.
     chosen: Chosen,
-    /// The introspection call in flight and the digest of its token.
-    introspection: Option<(u32, TokenDigest)>,
+    /// The introspection call in flight: its token, the gateway, the digest
+    /// of the bearer token.
+    introspection: Option<(u32, usize, TokenDigest)>,
 }
 
 impl Http {
@@ -54,28 +54,40 @@ impl Http {
                 shared.forward(host, &decision, &self.chosen)?;
                 Ok(Action::Continue)
             }
-            Outcome::Refuse(denial) => Ok(shared.refuse(host, &denial)),
-            Outcome::Wait(Wait::Keys) => self.park(host, shared),
-            Outcome::Wait(Wait::Introspect { call, digest }) => {
-                Ok(self.introspect(host, shared, &call, digest))
+            Outcome::Pass => {
+                shared.pass(host)?;
+                Ok(Action::Continue)
             }
+            Outcome::Refuse { gateway, denial } => Ok(shared.refuse(host, gateway, &denial)),
+            Outcome::Wait(Wait::Keys { gateway }) => self.park(host, shared, gateway),
+            Outcome::Wait(Wait::Introspect {
+                gateway,
+                call,
+                digest,
+            }) => Ok(self.introspect(host, shared, gateway, &call, digest)),
         }
     }
 
     /// Waits for the first key set, with the fetch timeout as the deadline.
-    fn park(&mut self, host: &dyn Host, shared: &Shared) -> Result<Action, HostError> {
-        let wait_ms = match &shared.plan.auth {
-            Authenticator::OAuth2(o) => key_wait_ms(o.jwks_uri()),
-            _ => 0,
-        };
+    fn park(
+        &mut self,
+        host: &dyn Host,
+        shared: &Shared,
+        gateway: usize,
+    ) -> Result<Action, HostError> {
+        let wait_ms = shared.plan.key_wait_ms(gateway);
         let now = host.now_ms()?;
-        let parked =
-            shared
-                .parked
-                .borrow_mut()
-                .park(self.context_id, now, wait_ms, Rc::clone(&self.chosen));
+        let waiting = Waiting {
+            chosen: Rc::clone(&self.chosen),
+            gateway,
+        };
+        let parked = shared
+            .parked
+            .borrow_mut()
+            .park(self.context_id, now, wait_ms, waiting);
         if parked.is_err() {
-            return Ok(shared.refuse(host, &shared.plan.keys_unavailable()));
+            let denial = shared.plan.keys_unavailable(gateway);
+            return Ok(shared.refuse(host, Some(gateway), &denial));
         }
         log::debug!("canary-gate: request waits for the JWKS");
         Ok(Action::Pause)
@@ -85,13 +97,14 @@ impl Http {
         &mut self,
         host: &dyn Host,
         shared: &Shared,
+        gateway: usize,
         call: &HttpCall,
         digest: TokenDigest,
     ) -> Action {
         match host.dispatch(call) {
             Ok(token) => {
-                shared.metrics.introspection(host);
-                self.introspection = Some((token, digest));
+                shared.metrics.introspection(host, gateway);
+                self.introspection = Some((token, gateway, digest));
                 Action::Pause
             }
             Err(status) => {
@@ -100,14 +113,15 @@ impl Http {
                     fetch::introspection_unsendable(&mut streak, &call.cluster, status);
                 drop(streak);
                 log::log!(level, "{message}");
-                shared.refuse(host, &shared.plan.introspection_unavailable())
+                let denial = shared.plan.introspection_unavailable(gateway);
+                shared.refuse(host, Some(gateway), &denial)
             }
         }
     }
 
     /// The introspection endpoint answered (or the call failed).
     pub fn on_http_call_response(&mut self, host: &dyn Host, token: u32, body_size: usize) {
-        let Some((pending, digest)) = self.introspection else {
+        let Some((pending, gateway, digest)) = self.introspection else {
             return;
         };
         if pending != token {
@@ -117,7 +131,7 @@ impl Http {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        if let Err(status) = self.finish_introspection(host, &shared, digest, body_size) {
+        if let Err(status) = self.finish_introspection(host, &shared, gateway, digest, body_size) {
             internal_error(host, status);
         }
     }
@@ -126,6 +140,7 @@ impl Http {
         &self,
         host: &dyn Host,
         shared: &Shared,
+        gateway: usize,
         digest: TokenDigest,
         body_size: usize,
     ) -> Result<(), HostError> {
@@ -136,7 +151,15 @@ impl Http {
             let mut state = shared.state.borrow_mut();
             let request = super::HostRequest(host);
             let plan = &shared.plan;
-            plan.after_introspection(&request, &mut state, now, digest, status, body.as_deref())
+            plan.after_introspection(
+                gateway,
+                &request,
+                &mut state,
+                now,
+                digest,
+                status,
+                body.as_deref(),
+            )
         };
         let mut streak = shared.introspection.borrow_mut();
         if let Some((level, message)) =
@@ -150,9 +173,13 @@ impl Http {
 
     /// Names the chosen upstream on the response, if configured.
     pub fn on_response_headers(&mut self, host: &dyn Host) -> Action {
-        if let (Some(shared), Some(upstream)) = (self.shared.as_ref(), self.chosen.get()) {
+        if let (Some(shared), Some((gateway, upstream))) = (self.shared.as_ref(), self.chosen.get())
+        {
             if let Some(header) = shared.plan.response_header.as_deref() {
-                let name = shared.plan.upstream_name(upstream);
+                let name = shared
+                    .plan
+                    .gateway(gateway)
+                    .map_or("", |g| g.upstream_name(upstream));
                 let _ = host.set_response_header(header, name.as_bytes());
             }
         }

@@ -1,13 +1,26 @@
-//! The filter's counters, defined once per configuration.
+//! The filter's counters, defined once per configuration, every one labelled
+//! with its gateway in the name encoding Istio's tag extractors read
+//! ([`crate::gateway::stats`]): `canary_gate_requests{gateway,upstream}`,
+//! `canary_gate_auth_allowed{gateway}`, `canary_gate_auth_denied{gateway,reason}`,
+//! the OAuth2 counters with `gateway`, and `canary_gate_unmatched`,
+//! `canary_gate_bad_path` (no gateway took the request).
 
 use crate::auth::{denial_reasons, Authenticator};
-use crate::config::Plan;
+use crate::config::{Gateway, Plan};
+use crate::gateway::stats::{stat_name, Label};
 use crate::host::Host;
 
 /// Counter ids (`None` where the host refused to define one: it is skipped).
 #[derive(Debug)]
 pub struct Metrics {
-    /// Requests routed, per upstream (same order as `Plan::upstreams`).
+    gateways: Vec<GatewayMetrics>,
+    unmatched: Option<u32>,
+    bad_path: Option<u32>,
+}
+
+#[derive(Debug)]
+struct GatewayMetrics {
+    /// Requests routed, per upstream (same order as the gateway's upstreams).
     routed: Vec<Option<u32>>,
     auth_allowed: Option<u32>,
     /// Denials per reason label.
@@ -19,32 +32,56 @@ pub struct Metrics {
     jwks_failed: Option<u32>,
 }
 
-impl Metrics {
-    pub fn define(host: &dyn Host, plan: &Plan) -> Self {
-        let counter = |name: String| host.define_counter(&name);
-        let oauth2 = matches!(plan.auth, Authenticator::OAuth2(_));
-        let oauth2_counter = |name: &str| {
+fn counter(host: &dyn Host, metric: &str, labels: &[(Label, &str)]) -> Option<u32> {
+    // Names and label values were checked at configure time; a name that
+    // cannot be built is skipped like one the host refuses.
+    let name = stat_name(metric, labels).ok()?;
+    host.define_counter(&name)
+}
+
+impl GatewayMetrics {
+    fn define(host: &dyn Host, gateway: &Gateway) -> Self {
+        let g = (Label::Gateway, gateway.name.as_str());
+        let oauth2 = matches!(gateway.auth, Authenticator::OAuth2(_));
+        let oauth2_counter = |metric: &str| {
             if oauth2 {
-                counter(format!("canary_gate.oauth2.{name}"))
+                counter(host, metric, &[g])
             } else {
                 None
             }
         };
         Self {
-            routed: plan
+            routed: gateway
                 .upstreams
                 .iter()
-                .map(|u| counter(format!("canary_gate.upstream.{u}.requests")))
+                .map(|u| counter(host, "requests", &[g, (Label::Upstream, u)]))
                 .collect(),
-            auth_allowed: counter("canary_gate.auth_allowed".to_string()),
+            auth_allowed: counter(host, "auth_allowed", &[g]),
             auth_denied: denial_reasons()
                 .into_iter()
-                .map(|r| (r, counter(format!("canary_gate.reason.{r}.auth_denied"))))
+                .map(|r| (r, counter(host, "auth_denied", &[g, (Label::Reason, r)])))
                 .collect(),
-            token_cache_hits: oauth2_counter("token_cache_hits"),
-            introspections: oauth2_counter("introspection_requests"),
-            jwks_fetched: oauth2_counter("jwks_fetch_ok"),
-            jwks_failed: oauth2_counter("jwks_fetch_failed"),
+            token_cache_hits: oauth2_counter("oauth2_token_cache_hits"),
+            introspections: oauth2_counter("oauth2_introspection_requests"),
+            jwks_fetched: oauth2_counter("oauth2_jwks_fetch_ok"),
+            jwks_failed: oauth2_counter("oauth2_jwks_fetch_failed"),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn define(host: &dyn Host, plan: &Plan) -> Self {
+        let with_table = plan.table.is_some();
+        Self {
+            gateways: plan
+                .gateways
+                .iter()
+                .map(|g| GatewayMetrics::define(host, g))
+                .collect(),
+            unmatched: with_table
+                .then(|| counter(host, "unmatched", &[]))
+                .flatten(),
+            bad_path: with_table.then(|| counter(host, "bad_path", &[])).flatten(),
         }
     }
 
@@ -54,39 +91,56 @@ impl Metrics {
         }
     }
 
-    pub fn routed(&self, host: &dyn Host, upstream: usize) {
-        Self::inc(host, self.routed.get(upstream).copied().flatten());
+    fn of(&self, gateway: usize) -> Option<&GatewayMetrics> {
+        self.gateways.get(gateway)
     }
 
-    pub fn denied(&self, host: &dyn Host, reason: &str) {
+    pub fn routed(&self, host: &dyn Host, gateway: usize, upstream: usize) {
         let id = self
-            .auth_denied
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .and_then(|(_, id)| *id);
+            .of(gateway)
+            .and_then(|m| m.routed.get(upstream).copied().flatten());
         Self::inc(host, id);
     }
 
-    pub fn auth_allowed(&self, host: &dyn Host) {
-        Self::inc(host, self.auth_allowed);
+    /// A refusal: per gateway and reason, or (no gateway) unmatched / bad path.
+    pub fn denied(&self, host: &dyn Host, gateway: Option<usize>, reason: &str) {
+        let id = match gateway {
+            Some(g) => self.of(g).and_then(|m| {
+                m.auth_denied
+                    .iter()
+                    .find(|(r, _)| *r == reason)
+                    .and_then(|(_, id)| *id)
+            }),
+            None if reason == "ambiguous_path" => self.bad_path,
+            None => self.unmatched,
+        };
+        Self::inc(host, id);
     }
 
-    pub fn token_cache_hit(&self, host: &dyn Host) {
-        Self::inc(host, self.token_cache_hits);
+    /// A request no gateway took, passed on (`unmatched: pass`).
+    pub fn passed(&self, host: &dyn Host) {
+        Self::inc(host, self.unmatched);
     }
 
-    pub fn introspection(&self, host: &dyn Host) {
-        Self::inc(host, self.introspections);
+    pub fn auth_allowed(&self, host: &dyn Host, gateway: usize) {
+        Self::inc(host, self.of(gateway).and_then(|m| m.auth_allowed));
     }
 
-    pub fn jwks_fetch(&self, host: &dyn Host, ok: bool) {
-        Self::inc(
-            host,
-            if ok {
-                self.jwks_fetched
-            } else {
-                self.jwks_failed
-            },
-        );
+    pub fn token_cache_hit(&self, host: &dyn Host, gateway: usize) {
+        Self::inc(host, self.of(gateway).and_then(|m| m.token_cache_hits));
+    }
+
+    pub fn introspection(&self, host: &dyn Host, gateway: usize) {
+        Self::inc(host, self.of(gateway).and_then(|m| m.introspections));
+    }
+
+    /// A JWKS fetch of a source, counted for every gateway that uses it.
+    pub fn jwks_fetch(&self, host: &dyn Host, gateways: &[usize], ok: bool) {
+        for g in gateways {
+            let id = self
+                .of(*g)
+                .and_then(|m| if ok { m.jwks_fetched } else { m.jwks_failed });
+            Self::inc(host, id);
+        }
     }
 }

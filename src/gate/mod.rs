@@ -25,9 +25,8 @@ use std::rc::Rc;
 pub use http::Http;
 pub use root::Root;
 
-use crate::auth::Authenticator;
 use crate::config::Plan;
-use crate::decide::{Decision, Outcome, State};
+use crate::decide::{Decision, Outcome, State, Wait};
 use crate::host::{Action, Host, HostError};
 use crate::park::Parking;
 use crate::reply::{Denial, Reply};
@@ -41,16 +40,25 @@ const MAX_PARKED: usize = 4096;
 
 /// The upstream chosen for a request, for the response header. Shared with
 /// the root context while the request is parked.
-type Chosen = Rc<Cell<Option<usize>>>;
+type Chosen = Rc<Cell<Option<(usize, usize)>>>;
+
+/// A request parked until its gateway's first key set: where to record the
+/// chosen (gateway, upstream), and the gateway.
+struct Waiting {
+    chosen: Chosen,
+    gateway: usize,
+}
 
 /// What every HTTP context of one configuration shares.
 struct Shared {
     plan: Plan,
     metrics: Metrics,
     state: RefCell<State>,
-    parked: RefCell<Parking<Chosen>>,
+    parked: RefCell<Parking<Waiting>>,
     /// The introspection endpoint's failures, reported once per streak.
     introspection: RefCell<Streak>,
+    /// Some gateway checks tokens, which needs the clock.
+    needs_clock: bool,
 }
 
 /// Request headers read through the host (of the effective context).
@@ -75,9 +83,10 @@ impl Shared {
     /// Decides the request of the current (effective) context.
     fn decide(&self, host: &dyn Host) -> Result<Outcome<'_>, HostError> {
         // Only token checks need the clock: spare the host call otherwise.
-        let now = match self.plan.auth {
-            Authenticator::OAuth2(_) => host.now_ms()? / 1000,
-            _ => 0,
+        let now = if self.needs_clock {
+            host.now_ms()? / 1000
+        } else {
+            0
         };
         let mut state = self.state.borrow_mut();
         Ok(self.plan.decide(&HostRequest(host), &mut state, now))
@@ -89,9 +98,10 @@ impl Shared {
         &self,
         host: &dyn Host,
         decision: &Decision<'_>,
-        chosen: &Cell<Option<usize>>,
+        chosen: &Cell<Option<(usize, usize)>>,
     ) -> Result<(), HostError> {
         let plan = &self.plan;
+        let gateway = decision.gateway;
         for name in &decision.remove_headers {
             host.set_request_header(name, None)?;
         }
@@ -103,19 +113,20 @@ impl Shared {
         let consumer = decision.consumer.as_deref().map(str::as_bytes);
         host.set_request_header(&plan.consumer_header, consumer)?;
         if decision.consumer.is_some() {
-            self.metrics.auth_allowed(host);
+            self.metrics.auth_allowed(host, gateway);
         }
         if decision.cached {
-            self.metrics.token_cache_hit(host);
+            self.metrics.token_cache_hit(host, gateway);
         }
         // Always overwrite: a route header sent by the client is never trusted.
         let upstream = decision.upstream_name.as_bytes();
         host.set_request_header(&plan.route_header, Some(upstream))?;
         clear_route_cache(host);
-        self.metrics.routed(host, decision.upstream);
-        chosen.set(Some(decision.upstream));
+        self.metrics.routed(host, gateway, decision.upstream);
+        chosen.set(Some((gateway, decision.upstream)));
         log::debug!(
-            "canary-gate: {} -> {} ({:?}, bucket {:?})",
+            "canary-gate: {} {} -> {} ({:?}, bucket {:?})",
+            plan.gateway(gateway).map_or("-", |g| g.name.as_str()),
             decision.consumer.as_deref().unwrap_or("-"),
             decision.upstream_name,
             decision.how,
@@ -124,9 +135,21 @@ impl Shared {
         Ok(())
     }
 
-    /// Sends the local reply of a refusal, and counts it.
-    fn refuse(&self, host: &dyn Host, denial: &Denial) -> Action {
-        self.metrics.denied(host, denial.reason);
+    /// An unmatched request with `unmatched: pass`: forwarded with neither
+    /// the route header nor the consumer header (the client's copies removed).
+    fn pass(&self, host: &dyn Host) -> Result<(), HostError> {
+        host.set_request_header(&self.plan.route_header, None)?;
+        host.set_request_header(&self.plan.consumer_header, None)?;
+        clear_route_cache(host);
+        self.metrics.passed(host);
+        log::debug!("canary-gate: no gateway; passed on");
+        Ok(())
+    }
+
+    /// Sends the local reply of a refusal, and counts it (per gateway, or as
+    /// unmatched / bad path when no gateway took the request).
+    fn refuse(&self, host: &dyn Host, gateway: Option<usize>, denial: &Denial) -> Action {
+        self.metrics.denied(host, gateway, denial.reason);
         log::debug!(
             "canary-gate: denied with {} ({})",
             denial.status,
@@ -141,21 +164,25 @@ impl Shared {
         &self,
         host: &dyn Host,
         outcome: Outcome<'_>,
-        chosen: &Cell<Option<usize>>,
+        chosen: &Cell<Option<(usize, usize)>>,
     ) -> Result<(), HostError> {
         match outcome {
             Outcome::Forward(decision) => {
                 self.forward(host, &decision, chosen)?;
                 host.resume_request()
             }
-            Outcome::Refuse(denial) => {
-                self.refuse(host, &denial);
+            Outcome::Pass => {
+                self.pass(host)?;
+                host.resume_request()
+            }
+            Outcome::Refuse { gateway, denial } => {
+                self.refuse(host, gateway, &denial);
                 Ok(())
             }
             // Nothing is waited for twice: a JWT once keys exist, an opaque
             // token once introspected. Fail closed.
-            Outcome::Wait(_) => {
-                self.refuse(host, &self.plan.keys_unavailable());
+            Outcome::Wait(Wait::Keys { gateway } | Wait::Introspect { gateway, .. }) => {
+                self.refuse(host, Some(gateway), &self.plan.keys_unavailable(gateway));
                 Ok(())
             }
         }

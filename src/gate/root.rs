@@ -5,9 +5,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::{internal_error, Chosen, Http, Shared, MAX_PARKED};
+use super::{internal_error, Http, Shared, Waiting, MAX_PARKED};
 use crate::auth::oauth2::fetch::{self, JwksOutcome, MAX_JWKS_READ};
-use crate::auth::oauth2::{tick_period_ms, OAuth2Auth, Refresh};
+use crate::auth::oauth2::{tick_period_ms, Refresh};
 use crate::auth::{Authenticator, CREDENTIAL_CACHE_CAPACITY};
 use crate::config::Plan;
 use crate::decide::State;
@@ -21,17 +21,14 @@ use super::metrics::Metrics;
 pub struct Root {
     context_id: u32,
     shared: Option<Rc<Shared>>,
-    /// The JWKS schedule, when keys are fetched.
-    refresh: Option<Refresh>,
-    /// The JWKS fetch in flight.
-    jwks_call: Option<u32>,
+    /// One per JWKS source of the plan (gateways with the same `jwks_uri`
+    /// share one): its schedule and the fetch in flight.
+    jwks: Vec<JwksFetch>,
 }
 
-fn oauth2(shared: &Shared) -> Option<&OAuth2Auth> {
-    match &shared.plan.auth {
-        Authenticator::OAuth2(o) => Some(o),
-        _ => None,
-    }
+struct JwksFetch {
+    refresh: Refresh,
+    call: Option<u32>,
 }
 
 impl Root {
@@ -39,8 +36,7 @@ impl Root {
         Self {
             context_id,
             shared: None,
-            refresh: None,
-            jwks_call: None,
+            jwks: Vec::new(),
         }
     }
 
@@ -69,35 +65,39 @@ impl Root {
         log_plan(&plan);
         let metrics = Metrics::define(host, &plan);
         let seed = fastrand::u64(..);
+        let state = State::new(seed, CREDENTIAL_CACHE_CAPACITY, plan.gateways.len());
+        self.jwks = (0..plan.jwks_sources.len())
+            .map(|s| JwksFetch {
+                refresh: Refresh::new(plan.jwks_uri(s).map_or(0, |u| u.refresh_seconds)),
+                call: None,
+            })
+            .collect();
+        let tick = (0..plan.jwks_sources.len())
+            .filter_map(|s| plan.jwks_uri(s))
+            .map(|u| tick_period_ms(u.endpoint.timeout_ms))
+            .min();
+        let needs_clock = plan
+            .gateways
+            .iter()
+            .any(|g| matches!(g.auth, Authenticator::OAuth2(_)));
         self.shared = Some(Rc::new(Shared {
+            needs_clock,
             plan,
             metrics,
-            state: RefCell::new(State::new(seed, CREDENTIAL_CACHE_CAPACITY)),
+            state: RefCell::new(state),
             parked: RefCell::new(Parking::new(MAX_PARKED)),
             introspection: RefCell::new(Streak::default()),
         }));
-        self.refresh = None;
-        self.jwks_call = None;
-        self.start_jwks(host)
-    }
-
-    /// With a `jwks_uri`: sets the tick and starts the first fetch.
-    fn start_jwks(&mut self, host: &dyn Host) -> bool {
-        let Some(uri) = self
-            .shared
-            .as_deref()
-            .and_then(oauth2)
-            .and_then(|o| o.jwks_uri())
-        else {
+        let Some(tick) = tick else {
             return true;
         };
-        let tick = u32::try_from(tick_period_ms(uri.endpoint.timeout_ms)).unwrap_or(u32::MAX);
-        let refresh = Refresh::new(uri.refresh_seconds);
-        if host.set_tick_period_ms(tick).is_err() {
+        if host
+            .set_tick_period_ms(u32::try_from(tick).unwrap_or(u32::MAX))
+            .is_err()
+        {
             host.log_critical("canary-gate: invalid configuration: cannot set the tick period needed to fetch the JWKS");
             return false;
         }
-        self.refresh = Some(refresh);
         if let Ok(now) = host.now_ms() {
             self.fetch_jwks(host, now);
         }
@@ -118,94 +118,69 @@ impl Root {
         Http::new(context_id, self.shared.clone())
     }
 
-    /// Starts a JWKS fetch if one is due.
+    /// Starts the JWKS fetches that are due.
     fn fetch_jwks(&mut self, host: &dyn Host, now_ms: u64) {
-        let (Some(refresh), Some(shared)) = (self.refresh.as_mut(), self.shared.clone()) else {
+        let Some(shared) = self.shared.clone() else {
             return;
         };
-        if !refresh.due(now_ms) {
-            return;
-        }
-        let Some(uri) = oauth2(&shared).and_then(|o| o.jwks_uri()) else {
-            return;
-        };
-        let call = uri.endpoint.jwks_call();
-        match host.dispatch(&call) {
-            Ok(token) => {
-                refresh.started();
-                self.jwks_call = Some(token);
+        for (source, fetch) in self.jwks.iter_mut().enumerate() {
+            if !fetch.refresh.due(now_ms) {
+                continue;
             }
-            Err(status) => {
-                let why = fetch::dispatch_failed(&call.cluster, status);
-                let outcome = fetch::failure(refresh, &shared.state.borrow().oauth2, now_ms, &why);
-                self.jwks_done(host, &shared, outcome);
+            let Some(uri) = shared.plan.jwks_uri(source) else {
+                continue;
+            };
+            let call = uri.endpoint.jwks_call();
+            match host.dispatch(&call) {
+                Ok(token) => {
+                    fetch.refresh.started();
+                    fetch.call = Some(token);
+                }
+                Err(status) => {
+                    let why = fetch::dispatch_failed(&call.cluster, status);
+                    let have_keys = shared.plan.jwks_loaded(source, &shared.state.borrow());
+                    let outcome = fetch::failure(&mut fetch.refresh, have_keys, now_ms, &why);
+                    jwks_done(self.context_id, host, &shared, source, outcome);
+                }
             }
         }
     }
 
-    /// The JWKS endpoint answered (or the call failed).
+    /// A JWKS endpoint answered (or the call failed).
     pub fn on_http_call_response(&mut self, host: &dyn Host, token: u32, body_size: usize) {
-        if self.jwks_call != Some(token) {
-            return;
-        }
-        self.jwks_call = None;
-        let (Ok(now), Some(shared), Some(refresh)) =
-            (host.now_ms(), self.shared.clone(), self.refresh.as_mut())
-        else {
+        let Some(source) = self.jwks.iter().position(|f| f.call == Some(token)) else {
             return;
         };
+        let (Ok(now), Some(shared), Some(fetch)) = (
+            host.now_ms(),
+            self.shared.clone(),
+            self.jwks.get_mut(source),
+        ) else {
+            return;
+        };
+        fetch.call = None;
         let status = fetch::call_status(host.call_header(":status").as_deref());
         let body = read_body(host, body_size, MAX_JWKS_READ);
         let outcome = {
             let mut state = shared.state.borrow_mut();
-            fetch::answer(refresh, &mut state.oauth2, now, status, body.as_deref())
+            let refresh = &mut fetch.refresh;
+            shared
+                .plan
+                .jwks_answer(source, refresh, &mut state, now, status, body.as_deref())
         };
-        self.jwks_done(host, &shared, outcome);
-    }
-
-    fn jwks_done(&self, host: &dyn Host, shared: &Shared, outcome: JwksOutcome) {
-        shared.metrics.jwks_fetch(host, outcome.ok);
-        let (level, message) = outcome.log;
-        log::log!(level, "{message}");
-        if outcome.wake_parked {
-            self.wake_parked(host, shared);
-        }
-    }
-
-    /// Decides every parked request again now that keys are here.
-    fn wake_parked(&self, host: &dyn Host, shared: &Shared) {
-        let parked = shared.parked.borrow_mut().take_all();
-        if parked.is_empty() {
-            return;
-        }
-        log::debug!(
-            "canary-gate: resuming {} requests that waited for the JWKS",
-            parked.len()
-        );
-        for p in parked {
-            if host.set_effective_context(p.context_id).is_err() {
-                continue; // The request is gone.
-            }
-            let result = shared
-                .decide(host)
-                .and_then(|outcome| shared.finish(host, outcome, &p.data));
-            if let Err(status) = result {
-                internal_error(host, status);
-            }
-        }
-        let _ = host.set_effective_context(self.context_id);
+        jwks_done(self.context_id, host, &shared, source, outcome);
     }
 
     /// Replies 503 to parked requests whose wait is over.
     fn expire_parked(&self, host: &dyn Host, shared: &Shared, now_ms: u64) {
-        let expired: Vec<Parked<Chosen>> = shared.parked.borrow_mut().take_expired(now_ms);
+        let expired: Vec<Parked<Waiting>> = shared.parked.borrow_mut().take_expired(now_ms);
         if expired.is_empty() {
             return;
         }
-        let denial = shared.plan.keys_unavailable();
         for p in &expired {
             if host.set_effective_context(p.context_id).is_ok() {
-                shared.refuse(host, &denial);
+                let gateway = p.data.gateway;
+                shared.refuse(host, Some(gateway), &shared.plan.keys_unavailable(gateway));
             }
         }
         let _ = host.set_effective_context(self.context_id);
@@ -214,6 +189,44 @@ impl Root {
             expired.len()
         );
     }
+}
+
+fn jwks_done(root_id: u32, host: &dyn Host, shared: &Shared, source: usize, outcome: JwksOutcome) {
+    let users = shared.plan.jwks_users(source);
+    shared.metrics.jwks_fetch(host, users, outcome.ok);
+    let (level, message) = outcome.log;
+    log::log!(level, "{message}");
+    if outcome.wake_parked {
+        wake_parked(root_id, host, shared, users);
+    }
+}
+
+/// Decides again every request parked for one of `gateways` now that their
+/// keys are here.
+fn wake_parked(root_id: u32, host: &dyn Host, shared: &Shared, gateways: &[usize]) {
+    let parked = shared
+        .parked
+        .borrow_mut()
+        .take_if(|w| gateways.contains(&w.gateway));
+    if parked.is_empty() {
+        return;
+    }
+    log::debug!(
+        "canary-gate: resuming {} requests that waited for the JWKS",
+        parked.len()
+    );
+    for p in parked {
+        if host.set_effective_context(p.context_id).is_err() {
+            continue; // The request is gone.
+        }
+        let result = shared
+            .decide(host)
+            .and_then(|outcome| shared.finish(host, outcome, &p.data.chosen));
+        if let Err(status) = result {
+            internal_error(host, status);
+        }
+    }
+    let _ = host.set_effective_context(root_id);
 }
 
 /// Up to `max` bytes of a call answer's body, and one byte more so that an
@@ -227,29 +240,38 @@ pub(super) fn read_body(host: &dyn Host, body_size: usize, max: usize) -> Option
 
 fn log_plan(plan: &Plan) {
     log::info!(
-        "canary-gate configured: primary {}, {} canaries, auth {}, route header {}",
-        plan.upstream_name(0),
-        plan.upstreams.len().saturating_sub(1),
-        plan.auth.mode(),
+        "canary-gate configured: {} gateways, route header {}",
+        plan.gateways.len(),
         plan.route_header
     );
-    let Authenticator::OAuth2(o) = &plan.auth else {
-        return;
-    };
-    if let Some(i) = o.introspection() {
+    for g in &plan.gateways {
         log::info!(
-            "canary-gate: oauth2 introspection via cluster {} {} (cache {} s)",
-            i.endpoint.cluster,
-            i.endpoint.path,
-            i.cache_seconds
+            "canary-gate: gateway {}: primary {}, {} canaries, auth {}",
+            g.name,
+            g.upstream_name(0),
+            g.upstreams.len().saturating_sub(1),
+            g.auth.mode(),
         );
-    }
-    if let Some(uri) = o.jwks_uri() {
-        log::info!(
-            "canary-gate: oauth2 JWKS from cluster {} {} every {} s",
-            uri.endpoint.cluster,
-            uri.endpoint.path,
-            uri.refresh_seconds
-        );
+        let Authenticator::OAuth2(o) = &g.auth else {
+            continue;
+        };
+        if let Some(i) = o.introspection() {
+            log::info!(
+                "canary-gate: gateway {}: oauth2 introspection via cluster {} {} (cache {} s)",
+                g.name,
+                i.endpoint.cluster,
+                i.endpoint.path,
+                i.cache_seconds
+            );
+        }
+        if let Some(uri) = o.jwks_uri() {
+            log::info!(
+                "canary-gate: gateway {}: oauth2 JWKS from cluster {} {} every {} s",
+                g.name,
+                uri.endpoint.cluster,
+                uri.endpoint.path,
+                uri.refresh_seconds
+            );
+        }
     }
 }

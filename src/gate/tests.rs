@@ -11,6 +11,7 @@ use sha2::Digest;
 
 use super::{Http, Root};
 use crate::auth::oauth2::HttpCall;
+use crate::gateway::stats::{stat_name, Label};
 use crate::host::{Action, Host, HostError};
 
 const ROOT_ID: u32 = 1;
@@ -233,6 +234,13 @@ impl Host for Mock {
     }
 }
 
+/// A counter's name in gateway `default` (see `crate::gateway::stats`).
+fn stat(metric: &str, labels: &[(Label, &str)]) -> String {
+    let mut all = vec![(Label::Gateway, "default")];
+    all.extend_from_slice(labels);
+    stat_name(metric, &all).unwrap()
+}
+
 fn configured(config: &Value) -> (Mock, Root) {
     let host = Mock::new(config);
     let mut root = Root::new(ROOT_ID);
@@ -304,9 +312,15 @@ fn forwarding_writes_the_route_and_the_identity_and_strips_the_credential() {
     );
     assert_eq!(host.header_of(2, "x-api-key"), None);
     assert_eq!(host.route_cache_cleared.get(), 1);
-    assert_eq!(host.counter("canary_gate.upstream.v2.requests"), 1);
-    assert_eq!(host.counter("canary_gate.upstream.v1.requests"), 0);
-    assert_eq!(host.counter("canary_gate.auth_allowed"), 1);
+    assert_eq!(
+        host.counter(&stat("requests", &[(Label::Upstream, "v2")])),
+        1
+    );
+    assert_eq!(
+        host.counter(&stat("requests", &[(Label::Upstream, "v1")])),
+        0
+    );
+    assert_eq!(host.counter(&stat("auth_allowed", &[])), 1);
     assert_eq!(http.on_response_headers(&host), Action::Continue);
     assert_eq!(
         host.response_headers.borrow()[&2],
@@ -333,7 +347,10 @@ fn refusals_reply_with_the_challenge_and_count_the_reason() {
         r#"{"error":"unauthorized","reason":"invalid_credentials"}"#
     );
     assert_eq!(
-        host.counter("canary_gate.reason.invalid_credentials.auth_denied"),
+        host.counter(&stat(
+            "auth_denied",
+            &[(Label::Reason, "invalid_credentials")]
+        )),
         1
     );
     assert_eq!(host.route_cache_cleared.get(), 0);
@@ -428,7 +445,7 @@ fn jwts_wait_for_the_first_key_set_and_resume_when_it_arrives() {
         ROOT_ID,
         "the root's context is restored"
     );
-    assert_eq!(host.counter("canary_gate.oauth2.jwks_fetch_ok"), 1);
+    assert_eq!(host.counter(&stat("oauth2_jwks_fetch_ok", &[])), 1);
 
     // With keys, a JWT is decided at once.
     let (_, action) = send(&host, &root, 5, &[("authorization", &bearer)]);
@@ -445,7 +462,7 @@ fn jwts_get_503_when_no_key_set_arrives_in_time() {
     host.effective.set(ROOT_ID);
     host.answer_with(Some("503"), None);
     root.on_http_call_response(&host, first, 0);
-    assert_eq!(host.counter("canary_gate.oauth2.jwks_fetch_failed"), 1);
+    assert_eq!(host.counter(&stat("oauth2_jwks_fetch_failed", &[])), 1);
     assert!(host.replies.borrow().is_empty());
 
     host.now_ms.set(NOW_MS + 2_000);
@@ -454,7 +471,7 @@ fn jwts_get_503_when_no_key_set_arrives_in_time() {
     assert_eq!(reply.status, 503);
     assert!(reply.body.contains("keys_unavailable"), "{}", reply.body);
     assert_eq!(
-        host.counter("canary_gate.reason.keys_unavailable.auth_denied"),
+        host.counter(&stat("auth_denied", &[(Label::Reason, "keys_unavailable")])),
         1
     );
     assert_eq!(host.calls.borrow().len(), 2, "the tick retried the fetch");
@@ -466,7 +483,7 @@ fn an_undispatchable_jwks_fetch_is_counted_as_a_failure() {
     host.dispatch_error.set(Some(HostError(2)));
     let mut root = Root::new(ROOT_ID);
     assert!(root.on_configure(&host));
-    assert_eq!(host.counter("canary_gate.oauth2.jwks_fetch_failed"), 1);
+    assert_eq!(host.counter(&stat("oauth2_jwks_fetch_failed", &[])), 1);
 }
 
 fn introspection_config() -> Value {
@@ -484,7 +501,7 @@ fn opaque_tokens_are_introspected_then_forwarded() {
     assert_eq!(action, Action::Pause);
     let call = host.calls.borrow()[0].clone();
     assert_eq!(call.cluster, "idp");
-    assert_eq!(host.counter("canary_gate.oauth2.introspection_requests"), 1);
+    assert_eq!(host.counter(&stat("oauth2_introspection_requests", &[])), 1);
 
     let body = br#"{"active": true, "sub": "dave"}"#;
     host.answer_with(Some("200"), Some(body));
@@ -504,7 +521,7 @@ fn opaque_tokens_are_introspected_then_forwarded() {
     let (_, action) = send(&host, &root, 3, &[("authorization", "Bearer opaque-1")]);
     assert_eq!(action, Action::Continue);
     assert_eq!(host.calls.borrow().len(), 1);
-    assert_eq!(host.counter("canary_gate.oauth2.token_cache_hits"), 1);
+    assert_eq!(host.counter(&stat("oauth2_token_cache_hits", &[])), 1);
 }
 
 #[test]
@@ -527,7 +544,163 @@ fn introspection_failures_get_503() {
     assert_eq!(action, Action::Pause);
     assert_eq!(host.reply_of(3).unwrap().status, 503);
     assert_eq!(
-        host.counter("canary_gate.reason.introspection_unavailable.auth_denied"),
+        host.counter(&stat(
+            "auth_denied",
+            &[(Label::Reason, "introspection_unavailable")]
+        )),
         2
     );
+}
+
+fn gateways_config(unmatched: &str) -> Value {
+    let jwks_uri = json!({"cluster": "idp", "path": "/jwks.json", "timeout_ms": 2000});
+    let oauth2 = json!({"mode": "oauth2", "issuer": "https://idp.example.com",
+                        "audiences": ["models"], "jwks_uri": jwks_uri});
+    json!({
+        "unmatched": unmatched,
+        "response_header": "x-served-by",
+        "gateways": [
+            {"name": "fraud", "hosts": ["models.example.com"], "path_prefix": "/fraud",
+             "strip_prefix": true, "primary": "fraud-v1", "auth": oauth2},
+            {"name": "chat", "hosts": ["models.example.com"], "path_prefix": "/chat",
+             "primary": "chat-v1", "auth": oauth2},
+            {"name": "open", "hosts": ["open.example.com"], "primary": "open-v1"}
+        ]
+    })
+}
+
+fn named(gateway: &str, metric: &str, labels: &[(Label, &str)]) -> String {
+    let mut all = vec![(Label::Gateway, gateway)];
+    all.extend_from_slice(labels);
+    stat_name(metric, &all).unwrap()
+}
+
+#[test]
+fn gateways_route_count_and_strip_per_gateway() {
+    let (host, root) = configured(&gateways_config("deny"));
+    let (mut http, action) = send(
+        &host,
+        &root,
+        2,
+        &[
+            (":authority", "open.example.com"),
+            (":path", "/x?y=1"),
+            ("x-canary-upstream", "fraud-v1"),
+        ],
+    );
+    assert_eq!(action, Action::Continue);
+    assert_eq!(
+        host.header_of(2, "x-canary-upstream").as_deref(),
+        Some("open-v1")
+    );
+    assert_eq!(
+        host.header_of(2, ":path").as_deref(),
+        Some("/x?y=1"),
+        "no strip_prefix"
+    );
+    assert_eq!(
+        host.counter(&named("open", "requests", &[(Label::Upstream, "open-v1")])),
+        1
+    );
+    http.on_response_headers(&host);
+    assert_eq!(
+        host.response_headers.borrow()[&2],
+        vec![("x-served-by".into(), b"open-v1".to_vec())]
+    );
+
+    // No gateway: 404, counted as unmatched; an ambiguous path: 400, counted as bad path.
+    let (_, action) = send(
+        &host,
+        &root,
+        3,
+        &[(":authority", "models.example.com"), (":path", "/other")],
+    );
+    assert_eq!(action, Action::Pause);
+    let reply = host.reply_of(3).unwrap();
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (404, r#"{"error":"not_found","reason":"no_gateway"}"#)
+    );
+    assert_eq!(host.counter("canary_gate.unmatched"), 1);
+    send(
+        &host,
+        &root,
+        4,
+        &[(":authority", "open.example.com"), (":path", "/a%2fb")],
+    );
+    let reply = host.reply_of(4).unwrap();
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (400, r#"{"error":"bad_request","reason":"ambiguous_path"}"#)
+    );
+    assert_eq!(host.counter("canary_gate.bad_path"), 1);
+    assert_eq!(host.counter("canary_gate.unmatched"), 1);
+}
+
+#[test]
+fn unmatched_pass_removes_the_route_and_consumer_headers() {
+    let (host, root) = configured(&gateways_config("pass"));
+    let (_, action) = send(
+        &host,
+        &root,
+        2,
+        &[
+            (":authority", "nowhere.example.com"),
+            (":path", "/"),
+            ("x-canary-upstream", "fraud-v1"),
+            ("x-canary-consumer", "admin"),
+        ],
+    );
+    assert_eq!(action, Action::Continue);
+    assert_eq!(host.header_of(2, "x-canary-upstream"), None);
+    assert_eq!(host.header_of(2, "x-canary-consumer"), None);
+    assert_eq!(host.route_cache_cleared.get(), 1);
+    assert_eq!(host.counter("canary_gate.unmatched"), 1);
+}
+
+#[test]
+fn gateways_with_the_same_jwks_uri_share_one_fetch() {
+    let (host, mut root) = configured(&gateways_config("deny"));
+    assert_eq!(host.calls.borrow().len(), 1, "one fetch for two gateways");
+    let call = host.calls.borrow()[0].clone();
+    let bearer = token("rs256");
+    let fraud = [
+        (":authority", "models.example.com"),
+        (":path", "/fraud/score?a=1"),
+        ("authorization", bearer.as_str()),
+    ];
+    let chat = [
+        (":authority", "models.example.com"),
+        (":path", "/chat"),
+        ("authorization", bearer.as_str()),
+    ];
+    let (_, a2) = send(&host, &root, 2, &fraud);
+    let (_, a3) = send(&host, &root, 3, &chat);
+    assert_eq!((a2, a3), (Action::Pause, Action::Pause));
+
+    host.effective.set(ROOT_ID);
+    host.answer_with(Some("200"), Some(JWKS));
+    root.on_http_call_response(&host, call.token, JWKS.len());
+    assert_eq!(*host.resumed.borrow(), vec![2, 3]);
+    assert_eq!(
+        host.header_of(2, "x-canary-upstream").as_deref(),
+        Some("fraud-v1")
+    );
+    assert_eq!(
+        host.header_of(2, ":path").as_deref(),
+        Some("/score?a=1"),
+        "strip_prefix"
+    );
+    assert_eq!(
+        host.header_of(3, "x-canary-upstream").as_deref(),
+        Some("chat-v1")
+    );
+    for g in ["fraud", "chat"] {
+        assert_eq!(
+            host.counter(&named(g, "oauth2_jwks_fetch_ok", &[])),
+            1,
+            "{g}"
+        );
+        assert_eq!(host.counter(&named(g, "auth_allowed", &[])), 1, "{g}");
+    }
 }

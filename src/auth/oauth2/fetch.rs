@@ -4,6 +4,7 @@
 //! The glue sends the calls and hands the answers in; every choice is here.
 
 use std::fmt;
+use std::rc::Rc;
 
 use log::Level;
 
@@ -30,30 +31,28 @@ pub fn call_status(value: Option<&[u8]>) -> Option<u32> {
     std::str::from_utf8(value?).ok()?.parse().ok()
 }
 
-/// Applies an answer of the JWKS endpoint. `status` is `None` when the call
-/// failed or timed out (Envoy then delivers no headers).
+/// Applies an answer of the JWKS endpoint to the states of every gateway that
+/// shares it (one key set, installed in each). `status` is `None` when the
+/// call failed or timed out (Envoy then delivers no headers).
 pub fn answer(
     refresh: &mut Refresh,
-    state: &mut OAuth2State,
+    states: &mut [&mut OAuth2State],
     now_ms: u64,
     status: Option<u32>,
     body: Option<&[u8]>,
 ) -> JwksOutcome {
+    let have_keys = states.iter().any(|s| s.has_remote_keys());
     let body = match (status, body) {
         (Some(200), Some(body)) => body,
-        (Some(200), None) => return failure(refresh, state, now_ms, "empty response"),
-        (Some(status), _) => return failure(refresh, state, now_ms, &format!("HTTP {status}")),
+        (Some(200), None) => return failure(refresh, have_keys, now_ms, "empty response"),
+        (Some(status), _) => return failure(refresh, have_keys, now_ms, &format!("HTTP {status}")),
         (None, _) => {
-            return failure(
-                refresh,
-                state,
-                now_ms,
-                "no response (unreachable or timed out)",
-            )
+            let why = "no response (unreachable or timed out)";
+            return failure(refresh, have_keys, now_ms, why);
         }
     };
     let fingerprint = digest_bytes(body);
-    if state.remote_keys_are(&fingerprint) {
+    if !states.is_empty() && states.iter().all(|s| s.remote_keys_are(&fingerprint)) {
         let failures = refresh.succeeded(now_ms);
         let log = if failures > 0 {
             let m = format!(
@@ -70,11 +69,11 @@ pub fn answer(
         };
     }
     let keys = match parse_remote_jwks(body) {
-        Ok(keys) => keys,
-        Err(why) => return failure(refresh, state, now_ms, &why),
+        Ok(keys) => Rc::new(keys),
+        Err(why) => return failure(refresh, have_keys, now_ms, &why),
     };
     let failures = refresh.succeeded(now_ms);
-    let first = !state.has_remote_keys();
+    let first = !have_keys;
     let log = if first || failures > 0 {
         let after = if failures > 0 {
             format!(", after {failures} failed attempts")
@@ -91,7 +90,9 @@ pub fn answer(
         let m = format!("canary-gate: JWKS refreshed: {} keys", keys.len());
         (Level::Debug, m)
     };
-    state.install_remote_keys(keys, fingerprint);
+    for state in states.iter_mut() {
+        state.install_remote_keys(Rc::clone(&keys), fingerprint);
+    }
     JwksOutcome {
         ok: true,
         wake_parked: true,
@@ -101,9 +102,9 @@ pub fn answer(
 
 /// A fetch that failed (no usable answer, or the call could not be sent):
 /// retry on the schedule, keep any keys, warn once per streak.
-pub fn failure(refresh: &mut Refresh, state: &OAuth2State, now_ms: u64, why: &str) -> JwksOutcome {
+pub fn failure(refresh: &mut Refresh, have_keys: bool, now_ms: u64, why: &str) -> JwksOutcome {
     let first = refresh.failed(now_ms);
-    let keeping = if state.has_remote_keys() {
+    let keeping = if have_keys {
         "keeping the last good keys"
     } else {
         "no keys yet; JWTs wait, then get 503"
@@ -191,7 +192,7 @@ mod tests {
     #[test]
     fn first_keys_are_installed_and_wake_the_parked() {
         let (mut r, mut s) = fresh();
-        let out = answer(&mut r, &mut s, 1_000, Some(200), Some(JWKS));
+        let out = answer(&mut r, &mut [&mut s], 1_000, Some(200), Some(JWKS));
         assert!(out.ok && out.wake_parked);
         assert_eq!(out.log.0, Level::Info);
         assert!(
@@ -203,7 +204,7 @@ mod tests {
         assert!(!r.due(300_999) && r.due(301_000), "next fetch on schedule");
         // The same document again: nothing to parse, nothing to wake, debug only.
         r.started();
-        let out = answer(&mut r, &mut s, 301_000, Some(200), Some(JWKS));
+        let out = answer(&mut r, &mut [&mut s], 301_000, Some(200), Some(JWKS));
         assert_eq!(
             out,
             JwksOutcome {
@@ -217,7 +218,7 @@ mod tests {
     #[test]
     fn failures_warn_once_and_keep_keys() {
         let (mut r, mut s) = fresh();
-        let out = answer(&mut r, &mut s, 0, Some(503), None);
+        let out = answer(&mut r, &mut [&mut s], 0, Some(503), None);
         assert_eq!(
             out,
             JwksOutcome {
@@ -230,7 +231,7 @@ mod tests {
             }
         );
         r.started();
-        let out = answer(&mut r, &mut s, 1_000, None, None);
+        let out = answer(&mut r, &mut [&mut s], 1_000, None, None);
         assert_eq!(
             out.log,
             (
@@ -240,10 +241,16 @@ mod tests {
             )
         );
         r.started();
-        let out = answer(&mut r, &mut s, 2_000, Some(200), Some(b"{\"keys\": 7}"));
+        let out = answer(
+            &mut r,
+            &mut [&mut s],
+            2_000,
+            Some(200),
+            Some(b"{\"keys\": 7}"),
+        );
         assert!(!out.ok);
         r.started();
-        let out = answer(&mut r, &mut s, 3_000, Some(200), Some(JWKS));
+        let out = answer(&mut r, &mut [&mut s], 3_000, Some(200), Some(JWKS));
         assert!(out.ok && out.wake_parked);
         assert!(
             out.log.1.ends_with(", after 3 failed attempts"),
@@ -251,7 +258,7 @@ mod tests {
             out.log.1
         );
         r.started();
-        let out = answer(&mut r, &mut s, 303_000, Some(200), None);
+        let out = answer(&mut r, &mut [&mut s], 303_000, Some(200), None);
         assert_eq!(
             out.log,
             (Level::Warn, "canary-gate: JWKS fetch failed: empty response (keeping the last good keys; retrying)".into())
@@ -259,7 +266,7 @@ mod tests {
         assert!(s.has_remote_keys());
         let why = dispatch_failed("idp", "BadArgument");
         r.started();
-        let out = failure(&mut r, &s, 304_000, &why);
+        let out = failure(&mut r, s.has_remote_keys(), 304_000, &why);
         assert_eq!(out.log.1, "canary-gate: JWKS fetch failed again: cannot call cluster \"idp\" (BadArgument); is it defined in Envoy?");
     }
 

@@ -15,6 +15,7 @@ mod jwt;
 mod refresh;
 
 use std::fmt;
+use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
@@ -166,7 +167,8 @@ pub struct OAuth2Auth {
 /// The per-VM mutable part: fetched keys and cached verdicts.
 #[derive(Debug)]
 pub struct OAuth2State {
-    remote: Option<KeySet>,
+    /// Shared by the gateways whose `jwks_uri` is the same (one fetch).
+    remote: Option<Rc<KeySet>>,
     /// SHA-256 of the JWKS document the remote keys come from.
     remote_fingerprint: Option<[u8; 32]>,
     /// Definite verdicts: `Ok(consumer)` or `Err(InsufficientScope)`.
@@ -202,7 +204,7 @@ impl OAuth2State {
 
     /// Installs a freshly fetched key set. Cached verdicts are dropped so
     /// that a key removed by the provider stops authorising tokens at once.
-    pub fn install_remote_keys(&mut self, keys: KeySet, fingerprint: [u8; 32]) {
+    pub fn install_remote_keys(&mut self, keys: Rc<KeySet>, fingerprint: [u8; 32]) {
         self.remote = Some(keys);
         self.remote_fingerprint = Some(fingerprint);
         self.verdicts.clear();
@@ -318,7 +320,7 @@ impl OAuth2Auth {
         if let Some(jwt) = &self.jwt {
             if self.introspection.is_none() || looks_like_jwt(token) {
                 let keys = jwt::Keys {
-                    sets: [Some(&jwt.local), state.remote.as_ref()],
+                    sets: [Some(&jwt.local), state.remote.as_deref()],
                     hs256: jwt.hs256.as_ref(),
                 };
                 return match jwt::verify(token, &keys, &jwt.rules, now) {

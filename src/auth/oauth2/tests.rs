@@ -424,7 +424,7 @@ fn tokens_wait_for_the_first_remote_key_set() {
         TokenError::Malformed
     );
     s.install_remote_keys(
-        parse_remote(JWKS.as_bytes()).unwrap(),
+        std::rc::Rc::new(parse_remote(JWKS.as_bytes()).unwrap()),
         digest_bytes(JWKS.as_bytes()),
     );
     assert!(s.has_remote_keys());
@@ -487,7 +487,7 @@ fn verdicts_are_cached_until_exp_and_dropped_with_new_keys() {
     accept(a.authenticate(Some(&bearer(&token("rs256"))), &mut s, NOW));
     assert_eq!(s.cached_verdicts(), 1);
     s.install_remote_keys(
-        parse_remote(JWKS.as_bytes()).unwrap(),
+        std::rc::Rc::new(parse_remote(JWKS.as_bytes()).unwrap()),
         digest_bytes(JWKS.as_bytes()),
     );
     assert_eq!(s.cached_verdicts(), 0);
