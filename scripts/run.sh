@@ -167,10 +167,10 @@ get -H 'x-api-key: mallory-key'
 echo "== metrics"
 metrics="$(curl -s --max-time 5 "$admin/stats/prometheus" | grep '^canary_gate' || true)"
 sed 's/^/      /' <<<"$metrics"
-grep -q '^canary_gate_requests{upstream="model-v1"}' <<<"$metrics" \
-  && ok 'metrics: canary_gate_requests{upstream="model-v1"}' || fail "metrics: no canary_gate_requests{upstream=\"model-v1\"}"
-grep -q '^canary_gate_auth_denied{reason="' <<<"$metrics" \
-  && ok 'metrics: canary_gate_auth_denied{reason=...}' || fail "metrics: no canary_gate_auth_denied{reason=...}"
+grep -q '^canary_gate_requests{gateway="default",upstream="model-v1"}' <<<"$metrics" \
+  && ok 'metrics: canary_gate_requests{gateway="default",upstream="model-v1"}' || fail "metrics: no canary_gate_requests{gateway=\"default\",upstream=\"model-v1\"}"
+grep -q '^canary_gate_auth_denied{gateway="default",reason="' <<<"$metrics" \
+  && ok 'metrics: canary_gate_auth_denied{gateway="default",reason=...}' || fail 'metrics: no canary_gate_auth_denied{gateway="default",reason=...}'
 
 if [[ $failed -ne 0 ]]; then echo "demo check FAILED"; exit 1; fi
 echo "demo check passed"

@@ -133,11 +133,11 @@ fn basic_auth_paths() {
 
     let prom = envoy.prometheus();
     for line in [
-        "canary_gate_auth_allowed{} 9",
-        "canary_gate_auth_denied{reason=\"missing_credentials\"} 1",
-        "canary_gate_auth_denied{reason=\"invalid_credentials\"} 6",
-        "canary_gate_auth_denied{reason=\"malformed_credentials\"} 5",
-        "canary_gate_requests{upstream=\"model-v1\"} 9",
+        "canary_gate_auth_allowed{gateway=\"default\"} 9",
+        "canary_gate_auth_denied{gateway=\"default\",reason=\"missing_credentials\"} 1",
+        "canary_gate_auth_denied{gateway=\"default\",reason=\"invalid_credentials\"} 6",
+        "canary_gate_auth_denied{gateway=\"default\",reason=\"malformed_credentials\"} 5",
+        "canary_gate_requests{gateway=\"default\",upstream=\"model-v1\"} 9",
     ] {
         assert!(prom.contains(line), "missing `{line}` in:\n{prom}");
     }

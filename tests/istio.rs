@@ -679,7 +679,9 @@ fn the_istio_gateway_authenticates_splits_and_routes_like_the_virtualservice() {
     let prom = gw.envoy.prometheus();
     for (name, _) in &upstreams {
         assert!(
-            prom.contains(&format!("canary_gate_requests{{upstream=\"{name}\"}}")),
+            prom.contains(&format!(
+                "canary_gate_requests{{gateway=\"default\",upstream=\"{name}\"}}"
+            )),
             "no counter for {name}:\n{prom}"
         );
     }

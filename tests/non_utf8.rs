@@ -189,7 +189,7 @@ fn basic_auth_and_cookie_split() {
     assert_eq!(
         counter(
             &prom,
-            "canary_gate_auth_denied{reason=\"malformed_credentials\"}"
+            "canary_gate_auth_denied{gateway=\"default\",reason=\"malformed_credentials\"}"
         ),
         3
     );
@@ -288,7 +288,7 @@ fn access_key_and_header_split() {
     assert_eq!(
         counter(
             &prom,
-            "canary_gate_auth_denied{reason=\"malformed_credentials\"}"
+            "canary_gate_auth_denied{gateway=\"default\",reason=\"malformed_credentials\"}"
         ),
         2
     );

@@ -434,13 +434,22 @@ fn jwts_verified_with_a_fetched_jwks() {
     );
     let prom = envoy.prometheus();
     for (name, at_least) in [
-        ("canary_gate_auth_denied{reason=\"token_expired\"}", 1),
         (
-            "canary_gate_auth_denied{reason=\"unsupported_algorithm\"}",
+            "canary_gate_auth_denied{gateway=\"default\",reason=\"token_expired\"}",
+            1,
+        ),
+        (
+            "canary_gate_auth_denied{gateway=\"default\",reason=\"unsupported_algorithm\"}",
             3,
         ),
-        ("canary_gate_auth_denied{reason=\"insufficient_scope\"}", 1),
-        ("canary_gate_auth_denied{reason=\"missing_credentials\"}", 2),
+        (
+            "canary_gate_auth_denied{gateway=\"default\",reason=\"insufficient_scope\"}",
+            1,
+        ),
+        (
+            "canary_gate_auth_denied{gateway=\"default\",reason=\"missing_credentials\"}",
+            2,
+        ),
         ("canary_gate_oauth2_jwks_fetch_ok", 1),
         ("canary_gate_oauth2_token_cache_hits", 3),
         ("canary_gate_auth_allowed", 12),
@@ -550,7 +559,7 @@ fn requests_get_503_when_no_key_set_arrives_in_time() {
     assert!(
         counter(
             &envoy.prometheus(),
-            "canary_gate_auth_denied{reason=\"keys_unavailable\"}"
+            "canary_gate_auth_denied{gateway=\"default\",reason=\"keys_unavailable\"}"
         ) >= 1
     );
     assert!(envoy.log().contains("no keys yet; JWTs wait, then get 503"));

@@ -80,7 +80,10 @@ fn random_split_matches_the_configured_percentages() {
     // The per-version counters agree with what the upstreams saw.
     let prom = envoy.prometheus();
     for name in ["model-v1", "model-v2", "model-v3"] {
-        let line = format!("canary_gate_requests{{upstream=\"{name}\"}} {}", c(name));
+        let line = format!(
+            "canary_gate_requests{{gateway=\"default\",upstream=\"{name}\"}} {}",
+            c(name)
+        );
         assert!(prom.contains(&line), "missing `{line}` in:\n{prom}");
     }
 }

@@ -44,15 +44,33 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of a single HTTP request made by the harness.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Stats tags that turn the filter's per-upstream / per-reason counters into labelled
-/// Prometheus metrics, e.g. `canary_gate_requests{upstream="model-v1"}`.
-/// (Envoy prefixes wasm metrics with `wasmcustom.`; the first capture group is removed from
-/// the name, the second is the tag value.) Same list as in envoy/demo.yaml.
+/// The stats tags of envoy/demo.yaml (read from it, so the tests and the demo cannot drift):
+/// they turn the labels the filter encodes in its stat names into Prometheus labels, e.g.
+/// `canary_gate_requests{gateway="default",upstream="model-v1"}`.
 pub fn stats_tags() -> Value {
-    json!([
-        {"tag_name": "upstream", "regex": "^wasmcustom\\.canary_gate\\.(upstream\\.(.+)\\.)requests$"},
-        {"tag_name": "reason", "regex": "^wasmcustom\\.canary_gate\\.(reason\\.(.+)\\.)auth_denied$"}
-    ])
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/demo.yaml");
+    let template = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // The template's `${NAME}` placeholders are not YAML until rendered: any value will do.
+    let mut text = String::new();
+    let mut rest = template.as_str();
+    while let Some(start) = rest.find("${") {
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |e| start + e + 1);
+        text.push_str(&rest[..start]);
+        text.push('0');
+        rest = &rest[end..];
+    }
+    text.push_str(rest);
+    let yaml: Value = serde_norway::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+    let tags = yaml["stats_config"]["stats_tags"].clone();
+    assert!(
+        tags.is_array(),
+        "no stats_config.stats_tags in {}",
+        path.display()
+    );
+    tags
 }
 
 fn required_file(var: &str, what: &str) -> PathBuf {
