@@ -23,7 +23,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{EchoUpstream, Envoy};
+use common::{EchoUpstream, Envoy, Gateway};
 use serde_json::json;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -174,10 +174,11 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
     std::env::remove_var("ENVOY_NO_FUNC_E");
     let v1 = EchoUpstream::start("model-v1");
     let v2 = EchoUpstream::start("model-v2");
-    let envoy = Envoy::start(
+    let envoy = Envoy::builder(Gateway::new(
         &json!({"primary": "model-v1", "canaries": [{"name": "model-v2", "percent": 100}]}),
         &[v1.cluster(), v2.cluster()],
-    );
+    ))
+    .start();
     let r = envoy.get("/", &[]);
     assert_eq!(r.upstream().as_deref(), Some("model-v2"), "{r:?}");
     drop(envoy);
