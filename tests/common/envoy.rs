@@ -131,6 +131,8 @@ pub struct EnvoyBuilder {
     component_log_level: Option<String>,
     ready_timeout: Duration,
     extra_args: Vec<OsString>,
+    /// Run Envoy in its own process group (the default).
+    own_group: bool,
 }
 
 impl EnvoyBuilder {
@@ -144,6 +146,13 @@ impl EnvoyBuilder {
     /// [`Envoy::pid`] is Envoy's own).
     pub fn pinned_to(mut self, cpu: usize) -> Self {
         self.prefix = vec!["taskset".into(), "-c".into(), cpu.to_string().into()];
+        self
+    }
+
+    /// Keeps Envoy in the caller's process group, so Ctrl-C at a terminal stops it together
+    /// with the caller (the benchmark driver). Drop still kills it.
+    pub fn foreground(mut self) -> Self {
+        self.own_group = false;
         self
     }
 
@@ -229,13 +238,16 @@ impl EnvoyBuilder {
         let err = fs::File::create(dir.join("envoy.log")).expect("create envoy.log");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         // Own process group, so teardown also reaches an Envoy started through a wrapper.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        if self.own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
 
         let mut envoy = Envoy {
             child,
+            own_group: self.own_group,
             dir,
             base_id,
             admin_port: 0,
@@ -295,6 +307,7 @@ impl fmt::Debug for StartFailure {
 /// the current thread is panicking (a failing test).
 pub struct Envoy {
     child: Child,
+    own_group: bool,
     dir: PathBuf,
     base_id: u32,
     admin_port: u16,
@@ -315,6 +328,7 @@ impl Envoy {
             component_log_level: std::env::var("CANARY_GATE_ENVOY_COMPONENT_LOG_LEVEL").ok(),
             ready_timeout: READY_TIMEOUT,
             extra_args: Vec::new(),
+            own_group: true,
         }
     }
 
@@ -455,11 +469,12 @@ impl Envoy {
     fn kill(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let group = format!("-{}", self.child.id());
-            let killed_group = Command::new("kill")
-                .args(["-KILL", "--", &group])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
+            let killed_group = self.own_group
+                && Command::new("kill")
+                    .args(["-KILL", "--", &group])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
             if !killed_group {
                 let _ = self.child.kill();
             }
