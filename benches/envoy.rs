@@ -1607,6 +1607,13 @@ fn run() -> Result<(), String> {
         }
     }
 
+    // Keep every Envoy's log with the run (the launcher's own copy goes with the Envoy).
+    for (name, proxy) in &proxies {
+        if let Some(envoy) = &proxy.envoy {
+            let _ = fs::write(run_dir.join(format!("proxy-{name}.log")), envoy.log());
+        }
+    }
+    let _ = fs::write(run_dir.join("upstream.log"), upstream.log());
     drop(proxies);
     let upstream_rss_kb = rss_kb(upstream.pid()).unwrap_or(0.0);
     drop(upstream);

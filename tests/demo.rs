@@ -1,9 +1,17 @@
 //! The README's main command, as a user runs it: `scripts/run.sh --check` builds the filter,
 //! starts the demo gateway, sends the demo requests, checks the answers and stops Envoy; and
 //! `scripts/run.sh` as a newcomer sees it in a terminal.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
-use std::net::TcpListener;
+mod common;
+
+use common::ports::free_fixed_ports;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,21 +19,10 @@ use std::time::{Duration, Instant};
 /// demo at a time.
 static ONE_DEMO: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Ports that were free a moment ago (the demo needs fixed ports in its config).
-fn free_ports(n: usize) -> Vec<u16> {
-    let sockets: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    sockets
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect()
-}
-
 #[test]
 fn the_demo_gateway_serves_the_split_stickiness_select_auth_and_metrics() {
     let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
-    let p = free_ports(5);
+    let p = free_fixed_ports(5);
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/run.sh"))
         .arg("--check")
         .env("PORT", p[0].to_string())
@@ -132,7 +129,7 @@ impl Drop for Demo {
 #[test]
 fn the_interactive_demo_shows_the_filters_lines_then_the_suggestions_once_ready() {
     let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
-    let p = free_ports(5);
+    let p = free_fixed_ports(5);
     let admin = format!("http://127.0.0.1:{}/ready", p[4]);
     let mut demo = Demo::start(&p);
     // The build is already done by scripts/test.sh; allow for a slow machine anyway.

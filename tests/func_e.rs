@@ -18,7 +18,6 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -190,12 +189,7 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
     assert!(calls.contains(" --admin-address-path "), "{calls}");
 
     // The README's run command, through func-e.
-    let ports: Vec<u16> = (0..5)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect::<Vec<_>>()
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect();
+    let ports = common::ports::free_fixed_ports(5);
     let out = fake
         .command(format!("{ROOT}/scripts/run.sh"))
         .arg("--check")

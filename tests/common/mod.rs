@@ -12,7 +12,8 @@
 //! - [`bootstrap`]: generated bootstraps ([`Gateway`]) and the pieces others reuse;
 //! - [`http`]: the client ([`Resp`], [`http_request`], `Envoy::get`);
 //! - [`upstream`]: echo upstreams; [`raw`]: byte-level HTTP/1.1 for non-UTF-8 requests;
-//! - [`oracle`]: the documented split formula, written independently of the crate.
+//! - [`oracle`]: the documented split formula, written independently of the crate;
+//! - [`ports`]: fixed free ports for the demo's bootstrap.
 #![allow(
     dead_code, // each test crate uses a different part of the harness
     unused_imports,
@@ -26,6 +27,7 @@ pub mod bootstrap;
 pub mod envoy;
 pub mod http;
 pub mod oracle;
+pub mod ports;
 pub mod raw;
 pub mod upstream;
 
