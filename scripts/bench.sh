@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput and latency of canary-gate inside Envoy, side by side with no filter, Envoy's
 # native filters and a minimal wasm filter. This script installs what the benchmark needs and
-# runs the driver, benches/envoy.rs (`cargo bench --bench envoy`); the rows, the method and the
+# runs the driver, benches/envoy/ (`cargo bench --bench envoy`); the rows, the method and the
 # knobs (BENCH_ROUNDS, BENCH_DURATION, BENCH_VARIANTS, ...) are described there.
 #
 #   scripts/bench.sh                      # full run: 3 rounds x 10 s per variant (~8 min)

@@ -1,7 +1,7 @@
 //! Generated Envoy bootstraps: [`Gateway`] (the filter in front of echo upstreams, routed by
 //! the route header) and the pieces other bootstraps share (admin, clusters, router, stats
 //! tags), all on 127.0.0.1 with port 0 so the launcher discovers the ports. The benchmark
-//! driver (`benches/envoy.rs`) includes this file too.
+//! driver (`benches/envoy/`) includes this file too.
 #![allow(dead_code)] // each test crate and the benchmark use a different part
 
 use std::path::PathBuf;
