@@ -45,13 +45,14 @@ if [[ ! -f "$built" ]]; then
 fi
 
 # A separate file: cargo's artifact is a hard link into target/, never rewrite it in place.
+# (Written under a per-process name and renamed, so concurrent builds never share a temp file.)
 wasm="$root/target/$target/release/optimized/canary_gate.wasm"
 mkdir -p "$(dirname "$wasm")"
 # The features are the ones rustc enables for wasm32-wasip1 (strip = true drops the
 # target_features section wasm-opt would otherwise read them from).
 wasm-opt -Oz \
   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
-  --strip-debug --strip-producers "$built" -o "$wasm.tmp" >&2
-mv -f "$wasm.tmp" "$wasm"
+  --strip-debug --strip-producers "$built" -o "$wasm.tmp.$$" >&2
+mv -f "$wasm.tmp.$$" "$wasm"
 echo "build.sh: $(stat -c %s "$built") bytes from cargo, $(stat -c %s "$wasm") bytes after wasm-opt -Oz" >&2
 echo "$wasm"

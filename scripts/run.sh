@@ -6,7 +6,8 @@
 #   - admin on 127.0.0.1:$ADMIN_PORT (default 9901).
 # Plugin configuration: envoy/demo-config.json. Bootstrap template: envoy/demo.yaml.
 #
-#   scripts/run.sh           Envoy in the foreground (Ctrl-C to stop)
+#   scripts/run.sh           Envoy in the foreground (Ctrl-C to stop); the curl commands to try
+#                            are printed once it is ready, then the filter's log lines
 #   scripts/run.sh --check   start it in the background, run the demo requests, check the
 #                            answers, stop it; exit non-zero if anything is wrong
 set -euo pipefail
@@ -51,7 +52,9 @@ PY
 gw="http://127.0.0.1:$PORT"
 admin="http://127.0.0.1:$ADMIN_PORT"
 
-cat <<EOT
+suggestions() {
+  cat <<EOT
+
 canary-gate demo: gateway $gw, admin $admin, Envoy config $config
 Keys: alice-key (consumer alice), bob-key (consumer bob). Try:
 
@@ -71,14 +74,47 @@ Keys: alice-key (consumer alice), bob-key (consumer bob). Try:
   curl -s $admin/stats/prometheus | grep canary_gate
 
 EOT
+  $check || echo "Envoy is ready. Its log continues below: the filter's lines and Envoy's warnings (Ctrl-C stops Envoy)."
+}
 
 # One set of Envoy arguments whatever runs it: scripts/envoy.sh gives either an Envoy binary or
-# the func-e wrapper (which runs `func-e run <these arguments>`).
-envoy_args=(-c "$config" --disable-hot-restart --log-level info)
+# the func-e wrapper (which runs `func-e run <these arguments>`). Envoy's own start-up chatter
+# (the extension list, ~100 lines at info) is left out: warnings, plus the filter's own lines
+# (the wasm component at info).
+envoy_args=(-c "$config" --disable-hot-restart --log-level warning --component-log-level wasm:info)
+
+# Waits (up to 30 s) until Envoy answers 200 on /ready; says why not on stdout.
+wait_ready() {
+  local _
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$envoy_pid" 2>/dev/null; then
+      echo "FAIL: Envoy exited at startup (a refused config? ports $PORT-$MODEL_V3_PORT and $ADMIN_PORT must be free)"
+      return 1
+    fi
+    if [[ "$(curl -s --max-time 1 "$admin/ready" || true)" == LIVE* ]]; then return 0; fi
+    sleep 0.1
+  done
+  echo "FAIL: Envoy did not become ready within 30 s"
+  return 1
+}
 
 if ! $check; then
-  echo "Starting Envoy (Ctrl-C to stop)..."
-  exec "$envoy" "${envoy_args[@]}" --concurrency "${CONCURRENCY:-2}"
+  echo "Starting Envoy..."
+  "$envoy" "${envoy_args[@]}" --concurrency "${CONCURRENCY:-2}" &
+  envoy_pid=$!
+  # A background command ignores Ctrl-C in a script: pass it on.
+  trap 'kill -TERM "$envoy_pid" 2>/dev/null || true' INT TERM
+  if ! wait_ready; then
+    kill -TERM "$envoy_pid" 2>/dev/null || true
+    wait "$envoy_pid" 2>/dev/null || true
+    exit 1
+  fi
+  suggestions
+  status=0
+  wait "$envoy_pid" || status=$?
+  # Interrupted: the trap has signalled Envoy; wait for it to finish.
+  wait "$envoy_pid" 2>/dev/null || true
+  exit "$status"
 fi
 
 # --check: run the demo against a background Envoy.
@@ -97,21 +133,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ready=false
-for _ in $(seq 1 300); do  # 30 s
-  if ! kill -0 "$envoy_pid" 2>/dev/null; then break; fi
-  if [[ "$(curl -s --max-time 1 "$admin/ready" || true)" == LIVE* ]]; then ready=true; break; fi
-  sleep 0.1
-done
-if ! $ready; then
-  if kill -0 "$envoy_pid" 2>/dev/null; then
-    echo "FAIL: Envoy did not become ready within 30 s"
-  else
-    echo "FAIL: Envoy exited at startup (a refused config? ports $PORT-$MODEL_V3_PORT and $ADMIN_PORT must be free)"
-  fi
+if ! wait_ready; then
   failed=1
   exit 1
 fi
+suggestions
 
 fail() { echo "FAIL: $*"; failed=1; }
 ok() { echo "ok:   $*"; }

@@ -11,7 +11,7 @@ mod common;
 
 use base64::Engine;
 use common::oracle::expected_upstream;
-use common::{EchoUpstream, Envoy, Resp};
+use common::{EchoUpstream, Envoy, Gateway, Resp};
 use serde_json::json;
 use sha2::Digest;
 
@@ -66,7 +66,7 @@ const BASIC_CHALLENGE: &str = "Basic realm=\"models\", charset=\"UTF-8\"";
 #[test]
 fn basic_auth_paths() {
     let v1 = EchoUpstream::start("model-v1");
-    let envoy = Envoy::start(&basic_config(), &[v1.cluster()]);
+    let envoy = Envoy::builder(Gateway::new(&basic_config(), &[v1.cluster()])).start();
 
     // Right passwords, bcrypt and {SHA}; the scheme in any case; colons in the password.
     for (header, user) in [
@@ -187,7 +187,11 @@ const KEY_CHALLENGE: &str = "ApiKey realm=\"models\", header=\"x-api-key\"";
 fn access_key_paths() {
     let v1 = EchoUpstream::start("model-v1");
     let v2 = EchoUpstream::start("model-v2");
-    let envoy = Envoy::start(&access_key_config(json!({})), &[v1.cluster(), v2.cluster()]);
+    let envoy = Envoy::builder(Gateway::new(
+        &access_key_config(json!({})),
+        &[v1.cluster(), v2.cluster()],
+    ))
+    .start();
 
     for (key, consumer) in [
         ("alice-key", "alice"),
@@ -264,7 +268,11 @@ fn access_key_paths() {
 #[test]
 fn without_auth_a_client_cannot_assert_an_identity() {
     let v1 = EchoUpstream::start("model-v1");
-    let envoy = Envoy::start(&json!({"primary": "model-v1"}), &[v1.cluster()]);
+    let envoy = Envoy::builder(Gateway::new(
+        &json!({"primary": "model-v1"}),
+        &[v1.cluster()],
+    ))
+    .start();
     let r = envoy.get(
         "/",
         &[

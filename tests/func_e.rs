@@ -18,12 +18,11 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{EchoUpstream, Envoy};
+use common::{EchoUpstream, Envoy, Gateway};
 use serde_json::json;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -174,10 +173,11 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
     std::env::remove_var("ENVOY_NO_FUNC_E");
     let v1 = EchoUpstream::start("model-v1");
     let v2 = EchoUpstream::start("model-v2");
-    let envoy = Envoy::start(
+    let envoy = Envoy::builder(Gateway::new(
         &json!({"primary": "model-v1", "canaries": [{"name": "model-v2", "percent": 100}]}),
         &[v1.cluster(), v2.cluster()],
-    );
+    ))
+    .start();
     let r = envoy.get("/", &[]);
     assert_eq!(r.upstream().as_deref(), Some("model-v2"), "{r:?}");
     drop(envoy);
@@ -189,12 +189,7 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
     assert!(calls.contains(" --admin-address-path "), "{calls}");
 
     // The README's run command, through func-e.
-    let ports: Vec<u16> = (0..5)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect::<Vec<_>>()
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect();
+    let ports = common::ports::free_fixed_ports(5);
     let out = fake
         .command(format!("{ROOT}/scripts/run.sh"))
         .arg("--check")
@@ -212,7 +207,7 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
         fake.take_calls(),
         format!(
             "ENVOY_VERSION={suite}\nargs=run -c .tmp/demo.yaml --disable-hot-restart \
-             --log-level info --concurrency 1\n"
+             --log-level warning --component-log-level wasm:info --concurrency 1\n"
         )
     );
 }

@@ -25,13 +25,14 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::bootstrap::{self, WASM_TYPE};
+use common::envoy::EnvoyBuilder;
 use common::oracle::expected_upstream;
-use common::{EchoUpstream, Envoy, Launch, Resp, TempDir, GATEWAY_LISTENER};
+use common::{EchoUpstream, Envoy, Resp, TempDir, GATEWAY_LISTENER};
 use serde_json::{json, Value};
 
 const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/istio");
 const DEMO_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/demo-config.json");
-const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const RBAC_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
 /// The demo's access keys: the WasmPlugin (like envoy/demo-config.json) holds their SHA-256.
 const ALICE_KEY: &str = "alice-key";
@@ -321,68 +322,46 @@ impl Example {
         let clusters: Vec<Value> = ports
             .iter()
             .map(|(subset, echo_port)| {
-                let name = self.cluster_name(port, subset);
-                json!({
-                    "name": name,
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": name,
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                            "socket_address": {"address": "127.0.0.1", "port_value": echo_port}
-                        }}}]}]
-                    }
-                })
+                bootstrap::static_cluster(&self.cluster_name(port, subset), *echo_port)
             })
             .collect();
         let host = self.vs_host();
+        let route_config = json!({
+            "name": "http.80",
+            "virtual_hosts": [{
+                "name": format!("{host}:80"),
+                "domains": [host.clone(), format!("{host}:*")],
+                "routes": routes
+            }]
+        });
+        let ecds_filter = json!({
+            "name": self.resource_name(),
+            "config_discovery": {
+                "config_source": {
+                    "path_config_source": {"path": ecds_path.to_string_lossy()},
+                    "resource_api_version": "V3",
+                    // istiod: block until the plugin is there (security).
+                    "initial_fetch_timeout": "0s"
+                },
+                "type_urls": [WASM_TYPE, RBAC_TYPE]
+            }
+        });
         json!({
             // An Istio ingress gateway's node identity (xDS subscriptions, ECDS included, need one).
             "node": {
                 "id": "router~127.0.0.1~istio-ingressgateway-0.istio-system~istio-system.svc.cluster.local",
                 "cluster": "istio-ingressgateway.istio-system"
             },
-            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-            "stats_config": {"stats_tags": common::stats_tags()},
-            "overload_manager": common::overload_manager(),
+            "admin": bootstrap::admin(),
+            "stats_config": {"stats_tags": bootstrap::stats_tags()},
+            "overload_manager": bootstrap::overload_manager(),
             "static_resources": {
-                "listeners": [{
-                    "name": GATEWAY_LISTENER,
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                    "filter_chains": [{"filters": [{
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                            "stat_prefix": "outbound_0.0.0.0_80",
-                            "route_config": {
-                                "name": "http.80",
-                                "virtual_hosts": [{
-                                    "name": format!("{host}:80"),
-                                    "domains": [host.clone(), format!("{host}:*")],
-                                    "routes": routes
-                                }]
-                            },
-                            "http_filters": [
-                                {
-                                    "name": self.resource_name(),
-                                    "config_discovery": {
-                                        "config_source": {
-                                            "path_config_source": {"path": ecds_path.to_string_lossy()},
-                                            "resource_api_version": "V3",
-                                            // istiod: block until the plugin is there (security).
-                                            "initial_fetch_timeout": "0s"
-                                        },
-                                        "type_urls": [WASM_TYPE, RBAC_TYPE]
-                                    }
-                                },
-                                {
-                                    "name": "envoy.filters.http.router",
-                                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-                                }
-                            ]
-                        }
-                    }]}]
-                }],
+                "listeners": [bootstrap::http_listener(
+                    GATEWAY_LISTENER,
+                    "outbound_0.0.0.0_80",
+                    route_config,
+                    vec![ecds_filter, bootstrap::router()],
+                )],
                 "clusters": clusters
             }
         })
@@ -402,10 +381,11 @@ struct IstioGateway {
 
 impl IstioGateway {
     fn start() -> IstioGateway {
-        Self::start_with(&Launch::default())
+        Self::start_with(|envoy| envoy)
     }
 
-    fn start_with(launch: &Launch) -> IstioGateway {
+    /// `launch` may change how Envoy runs (log levels, ...).
+    fn start_with(launch: impl FnOnce(EnvoyBuilder) -> EnvoyBuilder) -> IstioGateway {
         let example = Example::load();
         let subsets = example.subsets();
         let pods: Vec<EchoUpstream> = subsets.values().map(|v| EchoUpstream::start(v)).collect();
@@ -419,8 +399,7 @@ impl IstioGateway {
         let first = example.ecds(example.plugin_config(), &common::wasm_path(), 1);
         fs::write(&ecds_path, first.to_string()).unwrap();
         let bootstrap = example.bootstrap(&ecds_path, &ports);
-        let envoy =
-            Envoy::try_start_yaml(&bootstrap.to_string(), launch).unwrap_or_else(|f| panic!("{f}"));
+        let envoy = launch(Envoy::builder(bootstrap)).start();
         IstioGateway {
             example,
             envoy,
@@ -692,10 +671,7 @@ fn the_filter_asks_envoy_to_repick_the_route_and_the_host_has_the_call() {
     // With Envoy's debug log for wasm on, the filter logs a line when `clear_route_cache` is
     // missing; it must not appear, while the filter's per-request debug line does (so debug
     // lines do reach the log).
-    let gw = IstioGateway::start_with(&Launch {
-        component_log_level: Some("wasm:debug".to_owned()),
-        ..Launch::default()
-    });
+    let gw = IstioGateway::start_with(|envoy| envoy.component_log_level("wasm:debug"));
     let ex = &gw.example;
     let subsets = ex.subsets();
     // model-v3 selected, model-v1 spoofed: the route matched before the filter is model-v1's.

@@ -21,7 +21,7 @@ mod common;
 use base64::Engine;
 use common::oracle::expected_upstream;
 use common::raw::{self, RawResp, RawUpstream};
-use common::Envoy;
+use common::{Envoy, Gateway};
 use serde_json::{json, Value};
 use sha2::Digest;
 
@@ -114,7 +114,7 @@ fn basic_auth_and_cookie_split() {
         split(json!({"by": "cookie", "name": "uid"})),
         json!({"mode": "basic", "users": [format!("alice:{{SHA}}{}", sha1_b64(PASSWORD))]}),
     );
-    let envoy = Envoy::start(&config, &[v1.cluster(), v2.cluster()]);
+    let envoy = Envoy::builder(Gateway::new(&config, &[v1.cluster(), v2.cluster()])).start();
     let auth = basic_header();
     let port = envoy.port();
     let normal: [(&str, &[u8]); 1] = [("authorization", &auth)];
@@ -204,7 +204,7 @@ fn host_and_path() {
         split(json!({"by": "query", "name": "uid"})),
         json!({"mode": "basic", "users": [format!("alice:{{SHA}}{}", sha1_b64(PASSWORD))]}),
     );
-    let envoy = Envoy::start(&config, &[v1.cluster(), v2.cluster()]);
+    let envoy = Envoy::builder(Gateway::new(&config, &[v1.cluster(), v2.cluster()])).start();
     let auth = basic_header();
     let port = envoy.port();
     let normal: [(&str, &[u8]); 1] = [("authorization", &auth)];
@@ -251,7 +251,7 @@ fn access_key_and_header_split() {
         json!({"mode": "access_key", "query": "api_key",
                "keys": [{"consumer": "ci", "sha256": digest}]}),
     );
-    let envoy = Envoy::start(&config, &[v1.cluster(), v2.cluster()]);
+    let envoy = Envoy::builder(Gateway::new(&config, &[v1.cluster(), v2.cluster()])).start();
     let port = envoy.port();
     let normal: [(&str, &[u8]); 1] = [("x-api-key", KEY.as_bytes())];
 
@@ -307,7 +307,7 @@ fn oauth2_bearer() {
         json!({"mode": "oauth2", "issuer": "https://idp.example.com",
                "audiences": ["models"], "jwks": jwks}),
     );
-    let envoy = Envoy::start(&config, &[v1.cluster(), v2.cluster()]);
+    let envoy = Envoy::builder(Gateway::new(&config, &[v1.cluster(), v2.cluster()])).start();
     let port = envoy.port();
     let bearer = format!("Bearer {token}").into_bytes();
     let normal: [(&str, &[u8]); 1] = [("authorization", &bearer)];
@@ -336,10 +336,11 @@ fn oauth2_bearer() {
 fn no_auth() {
     let v1 = RawUpstream::start("v1");
     let v2 = RawUpstream::start("v2");
-    let envoy = Envoy::start(
+    let envoy = Envoy::builder(Gateway::new(
         &split(json!({"by": "header", "name": "x-user"})),
         &[v1.cluster(), v2.cluster()],
-    );
+    ))
+    .start();
     let port = envoy.port();
     for (name, value) in [
         ("authorization", &b"Basic \xff\xfe"[..]),

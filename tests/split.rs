@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::oracle::expected_upstream;
-use common::{EchoUpstream, Envoy};
+use common::{EchoUpstream, Envoy, Gateway};
 use serde_json::json;
 
 struct Models {
@@ -54,7 +54,7 @@ fn random_split_matches_the_configured_percentages() {
         "canaries": [{"name": "model-v2", "percent": 20}, {"name": "model-v3", "percent": 5}],
         "response_header": "x-served-by"
     });
-    let envoy = Envoy::start(&cfg, &m.clusters());
+    let envoy = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
     let trials = 4000;
     let mut counts: HashMap<String, u32> = HashMap::new();
     for _ in 0..trials {
@@ -101,10 +101,11 @@ fn keyed_config(split: serde_json::Value) -> serde_json::Value {
 #[test]
 fn header_split_follows_the_documented_formula_exactly() {
     let m = Models::start();
-    let envoy = Envoy::start(
+    let envoy = Envoy::builder(Gateway::new(
         &keyed_config(json!({"by": "header", "name": "x-user-id", "hash_seed": 42})),
         &m.clusters(),
-    );
+    ))
+    .start();
     let mut seen = HashMap::new();
     for i in 0..300 {
         let user = format!("user-{i}");
@@ -123,14 +124,16 @@ fn header_split_follows_the_documented_formula_exactly() {
 #[test]
 fn query_and_cookie_splits_follow_the_formula() {
     let m = Models::start();
-    let by_query = Envoy::start(
+    let by_query = Envoy::builder(Gateway::new(
         &keyed_config(json!({"by": "query", "name": "uid"})),
         &m.clusters(),
-    );
-    let by_cookie = Envoy::start(
+    ))
+    .start();
+    let by_cookie = Envoy::builder(Gateway::new(
         &keyed_config(json!({"by": "cookie", "name": "uid"})),
         &m.clusters(),
-    );
+    ))
+    .start();
     for i in 0..150 {
         // The key is the decoded value: "user 7ü" is sent percent-encoded.
         let user = format!("user {i}\u{fc}");
@@ -155,8 +158,8 @@ fn query_and_cookie_splits_follow_the_formula() {
 fn a_user_keeps_its_version_across_replicas_and_restarts() {
     let m = Models::start();
     let cfg = keyed_config(json!({"by": "header", "name": "x-user-id"}));
-    let a = Envoy::start(&cfg, &m.clusters());
-    let b = Envoy::start(&cfg, &m.clusters());
+    let a = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
+    let b = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
     let users: Vec<String> = (0..60).map(|i| format!("sticky-{i}")).collect();
     let first: Vec<String> = users
         .iter()
@@ -178,7 +181,7 @@ fn a_user_keeps_its_version_across_replicas_and_restarts() {
     }
     drop(a);
     drop(b);
-    let restarted = Envoy::start(&cfg, &m.clusters());
+    let restarted = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
     for (u, want) in users.iter().zip(&first) {
         assert_eq!(
             restarted.get("/", &[("x-user-id", u)]).upstream().as_ref(),
@@ -196,7 +199,7 @@ fn when_missing_primary_sends_keyless_requests_to_the_primary() {
         "canaries": [{"name": "model-v2", "percent": 100}],
         "split": {"by": "header", "name": "x-user-id", "when_missing": "primary"}
     });
-    let envoy = Envoy::start(&cfg, &m.clusters());
+    let envoy = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
     for _ in 0..50 {
         assert_eq!(envoy.get("/", &[]).upstream().as_deref(), Some("model-v1"));
         assert_eq!(
@@ -221,7 +224,7 @@ fn when_missing_random_splits_keyless_requests() {
         "canaries": [{"name": "model-v2", "percent": 50}],
         "split": {"by": "cookie", "name": "uid"}
     });
-    let envoy = Envoy::start(&cfg, &m.clusters());
+    let envoy = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
     let trials = 400;
     let v2 = (0..trials)
         .filter(|_| envoy.get("/", &[]).upstream().as_deref() == Some("model-v2"))
@@ -233,7 +236,7 @@ fn when_missing_random_splits_keyless_requests() {
 fn a_client_cannot_pick_its_upstream_with_the_route_header() {
     let m = Models::start();
     let cfg = json!({"primary": "model-v1", "canaries": [{"name": "model-v2", "percent": 0}]});
-    let envoy = Envoy::start(&cfg, &m.clusters());
+    let envoy = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
     for spoof in ["model-v2", "model-v3", "model-v1", "no-such-cluster"] {
         let r = envoy.get("/", &[("x-canary-upstream", spoof)]);
         assert_eq!(r.status, 200, "{r:?}");
@@ -250,7 +253,7 @@ fn a_custom_route_header_is_the_one_written() {
     let m = Models::start();
     let cfg = json!({"primary": "model-v1", "canaries": [{"name": "model-v2", "percent": 100}],
                      "route_header": "X-Model-Version"});
-    let envoy = Envoy::start(&cfg, &m.clusters());
+    let envoy = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
     let r = envoy.get("/", &[("x-model-version", "model-v1")]);
     assert_eq!(r.upstream().as_deref(), Some("model-v2"));
     assert_eq!(
@@ -267,7 +270,7 @@ fn the_select_header_picks_a_configured_version_and_nothing_else() {
         "canaries": [{"name": "model-v2", "percent": 0}, {"name": "model-v3", "percent": 0}],
         "select_header": "x-canary-select"
     });
-    let envoy = Envoy::start(&cfg, &m.clusters());
+    let envoy = Envoy::builder(Gateway::new(&cfg, &m.clusters())).start();
     for want in ["model-v1", "model-v2", "model-v3"] {
         let r = envoy.get("/", &[("x-canary-select", want)]);
         assert_eq!(r.upstream().as_deref(), Some(want));
