@@ -150,8 +150,9 @@ fn the_json_shape_is_checked_by_serde_with_field_paths() {
         (json!({"canaries": []}), "missing field `primary`"),
         (
             cfg(json!({"canarys": []})),
-            "canarys: unknown field `canarys`, expected one of `route_header`, `primary`, \
-             `canaries`, `split`, `select_header`, `consumer_header`, `response_header`, `auth`",
+            "canarys: unknown field `canarys`, expected one of `route_header`, `consumer_header`, \
+             `response_header`, `unmatched`, `gateways`, `primary`, `canaries`, `split`, \
+             `select_header`, `auth`",
         ),
         (
             cfg(json!({"canaries": [{"name": "v2", "percent": "10"}]})),

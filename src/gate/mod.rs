@@ -125,12 +125,12 @@ impl Shared {
         self.metrics.routed(host, gateway, decision.upstream);
         chosen.set(Some((gateway, decision.upstream)));
         log::debug!(
-            "canary-gate: {} {} -> {} ({:?}, bucket {:?})",
-            plan.gateway(gateway).map_or("-", |g| g.name.as_str()),
+            "canary-gate: {} -> {} ({:?}, bucket {:?}, gateway {})",
             decision.consumer.as_deref().unwrap_or("-"),
             decision.upstream_name,
             decision.how,
-            decision.bucket
+            decision.bucket,
+            plan.gateway(gateway).map_or("-", |g| g.name.as_str()),
         );
         Ok(())
     }

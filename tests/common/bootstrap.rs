@@ -35,7 +35,9 @@ pub fn stats_tags() -> Value {
     let mut text = String::new();
     let mut rest = template.as_str();
     while let Some(start) = rest.find("${") {
-        let end = rest[start..].find('}').map_or(rest.len(), |e| start + e + 1);
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |e| start + e + 1);
         text.push_str(&rest[..start]);
         text.push('0');
         rest = &rest[end..];
@@ -44,7 +46,11 @@ pub fn stats_tags() -> Value {
     let yaml: Value = serde_norway::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
     let tags = yaml["stats_config"]["stats_tags"].clone();
-    assert!(tags.is_array(), "no stats_config.stats_tags in {}", path.display());
+    assert!(
+        tags.is_array(),
+        "no stats_config.stats_tags in {}",
+        path.display()
+    );
     tags
 }
 
