@@ -20,7 +20,7 @@ use crate::config::{Gateway, Plan, Unmatched};
 use crate::gateway::Match;
 use crate::reply::Denial;
 use crate::request::{cookie_value, query_param, take_query_param, Request};
-use crate::split::{How, KeySource, TOTAL_BUCKETS};
+use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
 
 /// Mutable per-VM state the decision needs: the random source, and per
 /// gateway the cache of verified Basic credentials and the OAuth2 keys and
@@ -36,6 +36,9 @@ pub struct State {
 struct GatewayState {
     credentials: CredentialCache,
     oauth2: OAuth2State,
+    /// The live split when ramps or tripped guards changed it from the
+    /// configured one ([`State::set_split`]).
+    split: Option<SplitPlan>,
 }
 
 impl State {
@@ -50,10 +53,18 @@ impl State {
                 GatewayState {
                     credentials: CredentialCache::new(credential_capacity, salt),
                     oauth2: OAuth2State::default(),
+                    split: None,
                 }
             })
             .collect();
         Self { rng, gateways }
+    }
+
+    /// Routes gateway `g` with `split` from now on (`None`: the configured one).
+    pub fn set_split(&mut self, g: usize, split: Option<SplitPlan>) {
+        if let Some(state) = self.gateways.get_mut(g) {
+            state.split = split;
+        }
     }
 
     /// The OAuth2 state of gateway `g`.
@@ -207,7 +218,12 @@ impl Plan {
         if let Err(outcome) = authenticate(&mut g, req, &mut auth, now) {
             return outcome;
         }
-        Outcome::Forward(route(index, gateway, req, auth, &mut state.rng))
+        let State { rng, gateways } = state;
+        let split = gateways
+            .get(index)
+            .and_then(|s| s.split.as_ref())
+            .unwrap_or(&gateway.split);
+        Outcome::Forward(route(index, gateway, split, req, auth, rng))
     }
 
     /// The gateway of the request and, with `strip_prefix`, the `:path` to
@@ -274,7 +290,8 @@ impl Plan {
                 if !o.keep_token() {
                     auth.remove_headers.push("authorization");
                 }
-                Outcome::Forward(route(gateway, gw, req, auth, &mut state.rng))
+                let split = gw_state.split.as_ref().unwrap_or(&gw.split);
+                Outcome::Forward(route(gateway, gw, split, req, auth, &mut state.rng))
             }
             Err(e) => Outcome::refuse(gateway, o.denial(e)),
         };
@@ -454,6 +471,7 @@ fn oauth2_auth<'p, R: Request + ?Sized>(
 fn route<'p, R: Request + ?Sized>(
     index: usize,
     gateway: &'p Gateway,
+    split: &SplitPlan,
     req: &R,
     auth: Authenticated<'p>,
     rng: &mut fastrand::Rng,
@@ -497,7 +515,7 @@ fn route<'p, R: Request + ?Sized>(
     }
 
     // Split keys are hashed over their raw bytes, UTF-8 or not.
-    let key: Option<Cow<'_, [u8]>> = match gateway.split.key() {
+    let key: Option<Cow<'_, [u8]>> = match split.key() {
         KeySource::Random => None,
         KeySource::Header(h) => req.header(h).map(Cow::Owned),
         KeySource::Query(q) => {
@@ -514,9 +532,7 @@ fn route<'p, R: Request + ?Sized>(
             .as_deref()
             .map(|c| Cow::Owned(c.as_bytes().to_vec())),
     };
-    let choice = gateway
-        .split
-        .choose(key.as_deref(), || rng.u32(0..TOTAL_BUCKETS));
+    let choice = split.choose(key.as_deref(), || rng.u32(0..TOTAL_BUCKETS));
     decision.upstream = choice.upstream;
     decision.upstream_name = gateway.upstream_name(choice.upstream);
     decision.how = choice.how;

@@ -7,9 +7,11 @@
 //! never repeats a secret (password hash, key digest). The checks of single
 //! fields are in [`crate::validate`]; each auth mode checks its own object.
 
+mod canary;
 mod plan;
 mod raw;
 
+pub use canary::{Canary, MAX_WINDOW_SECONDS};
 pub use plan::{Gateway, Plan, Unmatched, DEFAULT_GATEWAY};
 pub use raw::{DEFAULT_CONSUMER_HEADER, DEFAULT_ROUTE_HEADER};
 
@@ -22,6 +24,7 @@ use crate::validate::{
     basis_points, format_bp, from_json, header_name, non_empty, unique, upstream_name, ConfigError,
     Unique,
 };
+use canary::RawGuard;
 use raw::{RawAuth, RawCanary, RawConfig, RawGateway, RawSplit, SplitBy};
 
 /// Parses and validates the plugin configuration into an immutable plan.
@@ -204,6 +207,7 @@ fn build_gateway(
 ) -> Result<Gateway, ConfigError> {
     let select_header = optional_header("select_header", raw.select_header.as_deref())?;
     let (upstreams, percents_bp) = upstreams(&raw.primary, &raw.canaries)?;
+    let canaries = canaries(raw.canaries, &percents_bp)?;
     let auth = build_auth(raw.auth, oauth2)?;
     let split = build_split(raw.split, &auth, &percents_bp)?;
     check_header_roles(headers, select_header.as_deref(), &split, &auth)?;
@@ -214,6 +218,7 @@ fn build_gateway(
         strip_prefix: raw.strip_prefix,
         select_header,
         upstreams,
+        canaries,
         split,
         auth,
         jwks_source: None,
@@ -300,6 +305,38 @@ fn upstreams(
         upstreams.push(canary.name.clone());
     }
     Ok((upstreams, percents_bp))
+}
+
+/// Each canary's revision, guard and ramp. All canaries at their ramp ends
+/// must still fit in 100%.
+fn canaries(raw: Vec<RawCanary>, percents_bp: &[u32]) -> Result<Vec<Canary>, ConfigError> {
+    let mut compiled = Vec::with_capacity(raw.len());
+    let mut total_at_ends: u32 = 0;
+    for (i, (canary, bp)) in raw.into_iter().zip(percents_bp).enumerate() {
+        let at = |e: ConfigError| ConfigError::new(format!("canaries[{i}].{}", e.path), e.message);
+        let digest = canary::digest(&canary);
+        let ramp = canary.ramp.map(|r| r.build(*bp)).transpose().map_err(at)?;
+        let end = ramp.map_or(*bp, |r| r.until_bp);
+        total_at_ends += end;
+        if ramp.is_some() && total_at_ends > TOTAL_BUCKETS {
+            return Err(ConfigError::new(
+                format!("canaries[{i}].ramp.until"),
+                format!(
+                    "total {} at the ramp ends exceeds 100",
+                    format_bp(total_at_ends)
+                ),
+            ));
+        }
+        compiled.push(Canary {
+            name: canary.name,
+            percent_bp: *bp,
+            revision: canary::revision(canary.revision).map_err(at)?,
+            guard: canary.guard.map(RawGuard::build).transpose().map_err(at)?,
+            ramp,
+            digest,
+        });
+    }
+    Ok(compiled)
 }
 
 fn build_split(
