@@ -508,7 +508,7 @@ mod tests {
         let e = err(r#"{"primary":"a","canaries":[{"name":"b","percnt":1}]}"#);
         assert_eq!(
             e,
-            "canaries[0].percnt: unknown field `percnt`, expected `name` or `percent`"
+            "canaries[0].percnt: unknown field `percnt`, expected one of `name`, `percent`, `revision`, `guard`, `ramp`"
         );
         let e = err(r#"{"primary":"a","split":{"by":"hash"}}"#);
         assert!(e.starts_with("split.by: unknown variant `hash`"), "{e}");
