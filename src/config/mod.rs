@@ -703,4 +703,46 @@ mod tests {
         let single = parse(format!(r#"{{"primary":"v1",{}}}"#, oauth(uri)).as_bytes()).unwrap();
         assert_eq!(single.jwks_sources, vec![vec![0]]);
     }
+
+    #[test]
+    fn guards_and_ramps_are_validated_naming_the_field() {
+        let c = |canary: &str| {
+            format!(r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":10}},{canary}]}}"#)
+        };
+        for (canary, message) in [
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":1.5}}"#,
+             "canaries[1].guard.max_error_rate: 1.5 is not between 0 and 1"),
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":0.1,"slow_ms":800}}"#,
+             "canaries[1].guard.max_slow_rate: required with slow_ms (the share of responses slower than slow_ms that trips)"),
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":0.1,"failure_statuses":["5xx","teapot"]}}"#,
+             "canaries[1].guard.failure_statuses[1]: \"teapot\" is neither a status class (1xx, 2xx, 3xx, 4xx, 5xx, grpc_error) nor a status code 100-599"),
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":0.1,"window_seconds":0}}"#,
+             "canaries[1].guard.window_seconds: 0 is not between 1 and 3600"),
+            (r#"{"name":"v3","percent":5,"ramp":{"start":"yesterday","step":5,"every_seconds":60,"until":20}}"#,
+             ""),
+            (r#"{"name":"v3","percent":5,"ramp":{"start":"2026-12-01T10:00:00Z","step":0,"every_seconds":60,"until":20}}"#,
+             "canaries[1].ramp.step: must be more than 0"),
+            (r#"{"name":"v3","percent":5,"ramp":{"start":"2026-12-01T10:00:00Z","step":5,"every_seconds":60,"until":2}}"#,
+             "canaries[1].ramp.until: 2 is below the canary's percent"),
+            (r#"{"name":"v3","percent":5,"ramp":{"start":"2026-12-01T10:00:00Z","step":5,"every_seconds":60,"until":95}}"#,
+             "canaries[1].ramp.until: total 105 at the ramp ends exceeds 100"),
+            (r#"{"name":"v3","percent":5,"revision":""}"#, "canaries[1].revision: must not be empty"),
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":0.1,"minimum":3}}"#, ""),
+        ] {
+            let got = err(&c(canary));
+            if message.is_empty() {
+                assert!(got.starts_with("canaries[1]"), "{got}");
+            } else {
+                assert_eq!(got, message, "{canary}");
+            }
+        }
+        let plan = parse(c(r#"{"name":"v3","percent":5,"ramp":{"start":"2026-12-01T10:00:00+01:00","step":5,"every_seconds":60,"until":90},"guard":{"max_error_rate":0.1}}"#).as_bytes()).unwrap();
+        let v3 = &plan.gateways[0].canaries[1];
+        assert_eq!(
+            v3.ramp.unwrap().start_s,
+            1_796_115_600,
+            "09:00 UTC: offsets are honoured"
+        );
+        assert_eq!(v3.guard.as_ref().unwrap().min_requests, 20);
+    }
 }
