@@ -19,7 +19,7 @@ use crate::auth::{AccessKeyAuth, AuthError, Authenticator, BasicAuth, Credential
 use crate::config::{Gateway, Plan, Unmatched};
 use crate::gateway::Match;
 use crate::reply::Denial;
-use crate::request::{cookie_value, query_param, take_query_param, Request};
+use crate::request::{cookie_value, query_param, single_header, take_query_param, Request};
 use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
 
 /// Mutable per-VM state the decision needs: the random source, and per
@@ -394,7 +394,7 @@ fn basic_auth<'p, R: Request + ?Sized>(
     cache: &mut CredentialCache,
     auth: &mut Authenticated<'p>,
 ) -> Result<(), AuthError> {
-    let value = req.header("authorization");
+    let value = single_header(req, "authorization").map_err(|_| AuthError::Malformed)?;
     let value = credential_text(value.as_deref()).map_err(|_| AuthError::Malformed)?;
     let user = basic.verify(value, cache)?;
     auth.consumer = Some(Cow::Borrowed(user));
@@ -407,7 +407,7 @@ fn access_key_auth<'p, R: Request + ?Sized>(
     req: &R,
     auth: &mut Authenticated<'p>,
 ) -> Result<(), AuthError> {
-    let raw_header = req.header(ak.header());
+    let raw_header = single_header(req, ak.header()).map_err(|_| AuthError::Malformed)?;
     let header_sent = raw_header.is_some();
     let from_header = raw_header.filter(|v| !v.is_empty());
     let mut from_query = None;
@@ -444,9 +444,10 @@ fn oauth2_auth<'p, R: Request + ?Sized>(
     auth: &mut Authenticated<'p>,
     now: u64,
 ) -> Result<(), Outcome<'p>> {
-    let value = req.header("authorization");
+    let malformed = || Outcome::refuse(gateway, o.denial(TokenError::Malformed));
+    let value = single_header(req, "authorization").map_err(|_| malformed())?;
     let Ok(value) = credential_text(value.as_deref()) else {
-        return Err(Outcome::refuse(gateway, o.denial(TokenError::Malformed)));
+        return Err(malformed());
     };
     match o.authenticate(value, state, now) {
         Step::Accept { consumer, cached } => {
@@ -497,8 +498,12 @@ fn route<'p, R: Request + ?Sized>(
 
     // The select header picks only among this gateway's own upstreams.
     if let Some(select) = gateway.select_header.as_deref() {
-        if let Some(wanted) = req.header(select) {
+        // Sent twice, it is ambiguous: ignored (and removed) like an unknown name.
+        let selected = single_header(req, select);
+        if !matches!(selected, Ok(None)) {
             remove_headers.push(select);
+        }
+        if let Ok(Some(wanted)) = selected {
             // Bytes against names: a value that is not exactly a configured
             // name (non-UTF-8 included) is ignored.
             if let Some(i) = gateway
@@ -577,8 +582,8 @@ mod tests {
         fn header(&self, name: &str) -> Option<Vec<u8>> {
             self.0.get(name).and_then(|v| v.first()).cloned()
         }
-        fn cookie_headers(&self) -> Vec<Vec<u8>> {
-            self.0.get("cookie").cloned().unwrap_or_default()
+        fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
+            self.0.get(name).cloned().unwrap_or_default()
         }
     }
 
@@ -1160,5 +1165,31 @@ mod tests {
             .forwarded()
             .unwrap();
         assert_eq!((d.gateway, d.upstream_name, d.new_path), (0, "v1", None));
+    }
+
+    #[test]
+    fn a_repeated_credential_header_is_malformed() {
+        let basic = plan(
+            r#"{"primary":"v1","auth":{"mode":"basic","users":["u:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="]}}"#,
+        );
+        let twice = Req::new(&[
+            ("authorization", "Basic dTp0ZXN0"),
+            ("authorization", "Basic dTp0ZXN0"),
+        ]);
+        let e = basic.decide(&twice, &mut state(), 0).refused().unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_credentials"));
+        let ak = plan(&format!(
+            r#"{{"primary":"v1","auth":{{"mode":"access_key","keys":[{{"consumer":"alice","sha256":"{}"}}]}}}}"#,
+            sha("k1")
+        ));
+        let twice = Req::new(&[("x-api-key", "k1"), ("x-api-key", "k2")]);
+        let e = ak.decide(&twice, &mut state(), 0).refused().unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_credentials"));
+        let jwks = include_str!("../tests/fixtures/oauth2/jwks.json");
+        let oauth = oauth2_plan(&format!(r#","jwks":{jwks}"#));
+        let bearer = format!("Bearer {}", fixture_token("eddsa"));
+        let twice = Req::new(&[("authorization", &bearer), ("authorization", &bearer)]);
+        let e = oauth.decide(&twice, &mut state(), NOW).refused().unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_token"));
     }
 }

@@ -84,11 +84,11 @@ impl Request for HostRequest<'_> {
         self.0.request_header(name)
     }
 
-    fn cookie_headers(&self) -> Vec<Vec<u8>> {
+    fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
         self.0
             .request_headers()
             .into_iter()
-            .filter(|(k, _)| k.as_slice() == b"cookie")
+            .filter(|(k, _)| k.as_slice() == name.as_bytes())
             .map(|(_, v)| v)
             .collect()
     }
