@@ -76,7 +76,9 @@ impl HostPattern {
             return Ok(HostPattern::Exact(format!("[{addr}]")));
         }
         if pattern.contains(':') {
-            return Err("a host pattern has no port (requests are matched with the port removed)".into());
+            return Err(
+                "a host pattern has no port (requests are matched with the port removed)".into(),
+            );
         }
         dns_name(pattern).map(HostPattern::Exact)
     }
@@ -97,14 +99,17 @@ fn dns_name(name: &str) -> Result<String, String> {
             return Err("empty label".into());
         }
         if label.len() > MAX_LABEL_LEN {
-            return Err(format!("label {label:?} is longer than {MAX_LABEL_LEN} characters"));
+            return Err(format!(
+                "label {label:?} is longer than {MAX_LABEL_LEN} characters"
+            ));
         }
         if let Some(bad) = label
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
         {
             return Err(match bad {
-                '*' => "'*' is allowed only alone or as the whole first label (\"*.example.com\")".into(),
+                '*' => "'*' is allowed only alone or as the whole first label (\"*.example.com\")"
+                    .into(),
                 c if !c.is_ascii() => {
                     "non-ASCII character (write the name in its punycode \"xn--\" form)".into()
                 }

@@ -335,7 +335,11 @@ pub(super) fn check_prefix(prefix: &str) -> Result<&[u8], String> {
     }
     for segment in prefix.split('/').skip(1) {
         match segment {
-            "" => return Err(format!("{prefix:?}: empty segment (\"//\") never matches a normalized path")),
+            "" => {
+                return Err(format!(
+                    "{prefix:?}: empty segment (\"//\") never matches a normalized path"
+                ))
+            }
             "." | ".." => {
                 return Err(format!(
                     "{prefix:?}: dot segment {segment:?} never matches a normalized path"
@@ -351,8 +355,23 @@ fn is_prefix_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
-            '/' | '-' | '.' | '_' | '~' | '!' | '$' | '&' | '\'' | '(' | ')' | '*' | '+' | ','
-                | ';' | '=' | ':' | '@'
+            '/' | '-'
+                | '.'
+                | '_'
+                | '~'
+                | '!'
+                | '$'
+                | '&'
+                | '\''
+                | '('
+                | ')'
+                | '*'
+                | '+'
+                | ','
+                | ';'
+                | '='
+                | ':'
+                | '@'
         )
 }
 

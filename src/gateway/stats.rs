@@ -104,8 +104,14 @@ pub const STATS_TAGS: [(&str, &str); 4] = [
         "upstream",
         r"^wasmcustom\.canary_gate\..*?(upstream=\.=(.*?);\.;)",
     ),
-    ("reason", r"^wasmcustom\.canary_gate\..*?(reason=\.=(.*?);\.;)"),
-    ("class", r"^wasmcustom\.canary_gate\..*?(class=\.=(.*?);\.;)"),
+    (
+        "reason",
+        r"^wasmcustom\.canary_gate\..*?(reason=\.=(.*?);\.;)",
+    ),
+    (
+        "class",
+        r"^wasmcustom\.canary_gate\..*?(class=\.=(.*?);\.;)",
+    ),
 ];
 
 /// Why a stat name cannot be built.
@@ -126,10 +132,9 @@ pub enum StatNameError {
 impl fmt::Display for StatNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StatNameError::Metric(metric) => write!(
-                f,
-                "metric {metric:?}: use [a-z][a-z0-9_]* without \"_rq_\""
-            ),
+            StatNameError::Metric(metric) => {
+                write!(f, "metric {metric:?}: use [a-z][a-z0-9_]* without \"_rq_\"")
+            }
             StatNameError::Value {
                 label,
                 value,
@@ -176,7 +181,10 @@ pub fn check_label_value(value: &str) -> Result<(), &'static str> {
 /// `metric` is `[a-z][a-z0-9_]*` and must not contain `_rq_` (Envoy's response
 /// code extractors own names ending in `_rq_200` / `_rq_2xx`).
 pub fn stat_name(metric: &str, labels: &[(Label, &str)]) -> Result<String, StatNameError> {
-    let valid_metric = metric.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+    let valid_metric = metric
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase())
         && metric
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

@@ -205,9 +205,7 @@ impl GatewayTable {
         {
             Some(route) => Match::Gateway {
                 index: route.index,
-                strip: route
-                    .strip
-                    .then(|| normalized.strip(route.prefix.len())),
+                strip: route.strip.then(|| normalized.strip(route.prefix.len())),
             },
             None => Match::Unmatched,
         }

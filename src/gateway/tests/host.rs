@@ -87,22 +87,50 @@ fn host_patterns_are_canonical() {
         (".", "empty name"),
         ("a..b", "empty label"),
         ("a.example.com..", "empty label"),
-        ("**", "'*' is allowed only alone or as the whole first label (\"*.example.com\")"),
-        ("*example.com", "'*' is allowed only alone or as the whole first label (\"*.example.com\")"),
-        ("a.*.com", "'*' is allowed only alone or as the whole first label (\"*.example.com\")"),
-        ("*.*.com", "'*' is allowed only alone or as the whole first label (\"*.example.com\")"),
-        ("a.example.com:8080", "a host pattern has no port (requests are matched with the port removed)"),
-        ("*:80", "a host pattern has no port (requests are matched with the port removed)"),
-        ("[::1]:8080", "an IPv6 literal is written \"[::1]\", without a port"),
+        (
+            "**",
+            "'*' is allowed only alone or as the whole first label (\"*.example.com\")",
+        ),
+        (
+            "*example.com",
+            "'*' is allowed only alone or as the whole first label (\"*.example.com\")",
+        ),
+        (
+            "a.*.com",
+            "'*' is allowed only alone or as the whole first label (\"*.example.com\")",
+        ),
+        (
+            "*.*.com",
+            "'*' is allowed only alone or as the whole first label (\"*.example.com\")",
+        ),
+        (
+            "a.example.com:8080",
+            "a host pattern has no port (requests are matched with the port removed)",
+        ),
+        (
+            "*:80",
+            "a host pattern has no port (requests are matched with the port removed)",
+        ),
+        (
+            "[::1]:8080",
+            "an IPv6 literal is written \"[::1]\", without a port",
+        ),
         ("[::g]", "\"::g\" is not an IPv6 address"),
-        ("caf\u{e9}.example", "non-ASCII character (write the name in its punycode \"xn--\" form)"),
+        (
+            "caf\u{e9}.example",
+            "non-ASCII character (write the name in its punycode \"xn--\" form)",
+        ),
         ("a b.com", "character ' ' is not allowed"),
         ("a/b", "character '/' is not allowed"),
         ("-a.com", "label \"-a\" starts or ends with '-'"),
         ("a-.com", "label \"a-\" starts or ends with '-'"),
     ];
     for (pattern, reason) in bad {
-        assert_eq!(HostPattern::parse(pattern), Err(reason.to_string()), "{pattern}");
+        assert_eq!(
+            HostPattern::parse(pattern),
+            Err(reason.to_string()),
+            "{pattern}"
+        );
     }
     let label = "a".repeat(64);
     assert_eq!(

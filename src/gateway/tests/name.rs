@@ -7,11 +7,26 @@ fn names_follow_the_rules() {
     }
     let cases: &[(&str, &str)] = &[
         ("", "gateways[4].name: required (a-z, 0-9 and '-')"),
-        ("Fraud", "gateways[4].name: \"Fraud\": 'F' is not allowed (use only a-z, 0-9 and '-')"),
-        ("fraud_v2", "gateways[4].name: \"fraud_v2\": '_' is not allowed (use only a-z, 0-9 and '-')"),
-        ("fraud v2", "gateways[4].name: \"fraud v2\": ' ' is not allowed (use only a-z, 0-9 and '-')"),
-        ("fr\u{e9}ud", "gateways[4].name: \"fr\u{e9}ud\": '\u{e9}' is not allowed (use only a-z, 0-9 and '-')"),
-        ("a.b", "gateways[4].name: \"a.b\": '.' is not allowed (use only a-z, 0-9 and '-')"),
+        (
+            "Fraud",
+            "gateways[4].name: \"Fraud\": 'F' is not allowed (use only a-z, 0-9 and '-')",
+        ),
+        (
+            "fraud_v2",
+            "gateways[4].name: \"fraud_v2\": '_' is not allowed (use only a-z, 0-9 and '-')",
+        ),
+        (
+            "fraud v2",
+            "gateways[4].name: \"fraud v2\": ' ' is not allowed (use only a-z, 0-9 and '-')",
+        ),
+        (
+            "fr\u{e9}ud",
+            "gateways[4].name: \"fr\u{e9}ud\": '\u{e9}' is not allowed (use only a-z, 0-9 and '-')",
+        ),
+        (
+            "a.b",
+            "gateways[4].name: \"a.b\": '.' is not allowed (use only a-z, 0-9 and '-')",
+        ),
     ];
     for (name, message) in cases {
         assert_eq!(validate_name(4, name).unwrap_err().to_string(), *message);
@@ -28,7 +43,10 @@ fn names_are_unique() {
     assert_eq!(validate_names(&["fraud", "chat", "embed"]), Ok(()));
     let err = validate_names(&["fraud", "chat", "embed", "fraud"]).unwrap_err();
     assert_eq!(err.path, "gateways[3].name");
-    assert_eq!(err.to_string(), "gateways[3].name: \"fraud\" is already used by gateways[0]");
+    assert_eq!(
+        err.to_string(),
+        "gateways[3].name: \"fraud\" is already used by gateways[0]"
+    );
     assert_eq!(
         validate_names(&["ok", "Bad"]).unwrap_err().to_string(),
         "gateways[1].name: \"Bad\": 'B' is not allowed (use only a-z, 0-9 and '-')"

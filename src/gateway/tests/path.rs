@@ -57,9 +57,19 @@ fn paths_are_normalized() {
     ];
     for (raw, want) in cases {
         let got = norm(raw);
-        assert_eq!(got, Ok((want.to_string(), String::new())), "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            got,
+            Ok((want.to_string(), String::new())),
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
         let changed = normalize(raw).unwrap().changed();
-        assert_eq!(changed, raw != &want.as_bytes(), "changed() for {:?}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            changed,
+            raw != &want.as_bytes(),
+            "changed() for {:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
 }
 
@@ -68,7 +78,11 @@ fn only_the_path_part_is_normalized() {
     let cases: &[(&[u8], &[u8], &[u8])] = &[
         (b"/fraud?x=1", b"/fraud", b"?x=1"),
         (b"/fraud?", b"/fraud", b"?"),
-        (b"/fraud?next=/../admin&p=%2F%5C%00", b"/fraud", b"?next=/../admin&p=%2F%5C%00"),
+        (
+            b"/fraud?next=/../admin&p=%2F%5C%00",
+            b"/fraud",
+            b"?next=/../admin&p=%2F%5C%00",
+        ),
         (b"//fraud/../chat?a=%2e%2e//b", b"/chat", b"?a=%2e%2e//b"),
         (b"/?x=\xff", b"/", b"?x=\xff"),
     ];
@@ -235,7 +249,10 @@ fn normalization_matches_the_rfc_whatever_the_order_and_is_idempotent() {
                 for bad in ["//", "/./", "/../"] {
                     assert!(!path.contains(bad), "{raw} -> {path}");
                 }
-                assert!(!path.ends_with("/.") && !path.ends_with("/.."), "{raw} -> {path}");
+                assert!(
+                    !path.ends_with("/.") && !path.ends_with("/.."),
+                    "{raw} -> {path}"
+                );
                 assert_eq!(n.changed(), path != raw, "{raw}");
                 checked += 1;
             }
@@ -268,7 +285,11 @@ fn refused_tokens_are_refused_wherever_they_are() {
             for at in [1, raw.len()] {
                 let mut path = raw.to_string();
                 path.insert_str(at, token);
-                assert_eq!(normalize(path.as_bytes()).map(|_| ()), Err(*error), "{path:?}");
+                assert_eq!(
+                    normalize(path.as_bytes()).map(|_| ()),
+                    Err(*error),
+                    "{path:?}"
+                );
                 // After a '?' the same bytes are query and left alone.
                 let query = format!("{raw}?{token}");
                 assert!(
@@ -287,7 +308,15 @@ fn refused_tokens_are_refused_wherever_they_are() {
 #[test]
 fn prefixes_are_checked() {
     assert_eq!(check_prefix("/"), Ok(&b""[..]));
-    for ok in ["/fraud", "/v1/models", "/a-b_c.d~e", "/models/m:predict", "/a@b!$&'()*+,;=", "/..a", "/a."] {
+    for ok in [
+        "/fraud",
+        "/v1/models",
+        "/a-b_c.d~e",
+        "/models/m:predict",
+        "/a@b!$&'()*+,;=",
+        "/..a",
+        "/a.",
+    ] {
         assert_eq!(check_prefix(ok), Ok(ok.as_bytes()), "{ok}");
     }
     let allowed = "allowed: letters, digits, '/' and - . _ ~ ! $ & ' ( ) * + , ; = : @";
@@ -343,6 +372,10 @@ fn prefixes_match_on_segment_boundaries() {
         ("", "/anything/at/all", true),
     ];
     for (prefix, path, want) in cases {
-        assert_eq!(prefix_matches(path.as_bytes(), prefix.as_bytes()), *want, "{prefix} vs {path}");
+        assert_eq!(
+            prefix_matches(path.as_bytes(), prefix.as_bytes()),
+            *want,
+            "{prefix} vs {path}"
+        );
     }
 }

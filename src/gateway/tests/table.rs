@@ -50,9 +50,19 @@ fn defaults_are_any_host_and_every_path() {
     assert_eq!(spec.path_prefix, "/");
     assert!(!spec.strip_prefix);
     let t = table(&[spec]);
-    check(&t, &[("a.example.com", "/", "all"), ("", "/x/y", "all"), ("\u{ff}", "/", "all")]);
+    check(
+        &t,
+        &[
+            ("a.example.com", "/", "all"),
+            ("", "/x/y", "all"),
+            ("\u{ff}", "/", "all"),
+        ],
+    );
     assert_eq!(pick(&t, None, b"/anything"), "all");
-    assert_eq!((t.len(), t.is_empty(), t.names()), (1, false, &["all".to_string()][..]));
+    assert_eq!(
+        (t.len(), t.is_empty(), t.names()),
+        (1, false, &["all".to_string()][..])
+    );
 }
 
 #[test]
@@ -96,8 +106,18 @@ fn the_most_specific_host_pattern_wins() {
 
 #[test]
 fn without_star_an_unknown_host_is_unmatched() {
-    let t = table(&[gw("exact", &["a.example.com"], "/"), gw("wild", &["*.example.com"], "/")]);
-    check(&t, &[("a.example.com", "/", "exact"), ("example.com", "/", "unmatched"), ("b.org", "/", "unmatched")]);
+    let t = table(&[
+        gw("exact", &["a.example.com"], "/"),
+        gw("wild", &["*.example.com"], "/"),
+    ]);
+    check(
+        &t,
+        &[
+            ("a.example.com", "/", "exact"),
+            ("example.com", "/", "unmatched"),
+            ("b.org", "/", "unmatched"),
+        ],
+    );
     assert_eq!(pick(&t, None, b"/"), "unmatched");
 }
 
@@ -155,7 +175,14 @@ fn the_longest_prefix_on_a_segment_boundary_wins() {
         ],
     );
     let no_root = table(&[gw("fraud", &["*"], "/fraud")]);
-    check(&no_root, &[("h", "/fraudulent", "unmatched"), ("h", "/", "unmatched"), ("h", "/fraud", "fraud")]);
+    check(
+        &no_root,
+        &[
+            ("h", "/fraudulent", "unmatched"),
+            ("h", "/", "unmatched"),
+            ("h", "/fraud", "fraud"),
+        ],
+    );
 }
 
 #[test]
@@ -202,11 +229,20 @@ fn paths_are_matched_after_normalization() {
             ("h", "/fraud%zz", "bad"),
         ],
     );
-    assert_eq!(t.select(Some(b"h"), b"/a%2Fb"), Match::BadPath(PathError::EncodedSeparator));
-    assert_eq!(t.select(None, b"*"), Match::BadPath(PathError::NotOriginForm));
+    assert_eq!(
+        t.select(Some(b"h"), b"/a%2Fb"),
+        Match::BadPath(PathError::EncodedSeparator)
+    );
+    assert_eq!(
+        t.select(None, b"*"),
+        Match::BadPath(PathError::NotOriginForm)
+    );
     // A bad path is refused even when no host would match.
     let none = table(&[gw("exact", &["a.example.com"], "/")]);
-    assert_eq!(none.select(Some(b"other.org"), b"/a\\b"), Match::BadPath(PathError::Backslash));
+    assert_eq!(
+        none.select(Some(b"other.org"), b"/a\\b"),
+        Match::BadPath(PathError::Backslash)
+    );
     assert_eq!(none.select(Some(b"other.org"), b"/a"), Match::Unmatched);
 }
 
@@ -256,12 +292,19 @@ fn strip_prefix_removes_the_matched_prefix() {
         ("/", "/", true),
     ];
     for (path, want, borrowed) in cases {
-        assert_eq!(stripped(&t, path.as_bytes()), (want.to_string(), *borrowed), "{path}");
+        assert_eq!(
+            stripped(&t, path.as_bytes()),
+            (want.to_string(), *borrowed),
+            "{path}"
+        );
     }
     // Without strip_prefix, `:path` is forwarded as it came.
     assert_eq!(
         t.select(Some(b"h"), b"//keep/../keep/x"),
-        Match::Gateway { index: 2, strip: None }
+        Match::Gateway {
+            index: 2,
+            strip: None
+        }
     );
 }
 
@@ -360,7 +403,10 @@ fn an_empty_table_matches_nothing() {
     let t = table(&[]);
     assert!(t.is_empty());
     assert_eq!(t.select(Some(b"h"), b"/"), Match::Unmatched);
-    assert_eq!(t.select(Some(b"h"), b"/%2f"), Match::BadPath(PathError::EncodedSeparator));
+    assert_eq!(
+        t.select(Some(b"h"), b"/%2f"),
+        Match::BadPath(PathError::EncodedSeparator)
+    );
     assert_eq!(t.name(0), None);
 }
 
@@ -379,12 +425,17 @@ fn naive(specs: &[GatewaySpec], host: &str, path: &str) -> Option<usize> {
         if pattern == "*" {
             Some(0)
         } else if let Some(suffix) = pattern.strip_prefix("*.") {
-            host.ends_with(&format!(".{suffix}")).then_some(1 + suffix.len())
+            host.ends_with(&format!(".{suffix}"))
+                .then_some(1 + suffix.len())
         } else {
             (pattern == host).then_some(usize::MAX)
         }
     };
-    let best = specs.iter().flat_map(|s| s.hosts.iter()).filter_map(|h| rank(h)).max()?;
+    let best = specs
+        .iter()
+        .flat_map(|s| s.hosts.iter())
+        .filter_map(|h| rank(h))
+        .max()?;
     let path = path.split('?').next().unwrap();
     specs
         .iter()
@@ -405,12 +456,21 @@ fn the_table_agrees_with_a_naive_matcher() {
     let labels = ["a", "b", "c", "example", "com"];
     let segments = ["a", "b", "fraud", "v1"];
     let random_name = |rng: &mut fastrand::Rng, n: usize| -> String {
-        (0..n).map(|_| labels[rng.usize(..labels.len())]).collect::<Vec<_>>().join(".")
+        (0..n)
+            .map(|_| labels[rng.usize(..labels.len())])
+            .collect::<Vec<_>>()
+            .join(".")
     };
     let random_path = |rng: &mut fastrand::Rng| -> String {
         let n = rng.usize(0..4);
-        let path: String = (0..n).map(|_| format!("/{}", segments[rng.usize(..segments.len())])).collect();
-        if path.is_empty() { "/".into() } else { path }
+        let path: String = (0..n)
+            .map(|_| format!("/{}", segments[rng.usize(..segments.len())]))
+            .collect();
+        if path.is_empty() {
+            "/".into()
+        } else {
+            path
+        }
     };
     let (mut matched, mut unmatched) = (0, 0);
     for round in 0..300 {
@@ -431,7 +491,10 @@ fn the_table_agrees_with_a_naive_matcher() {
                 })
                 .collect();
             let prefix = random_path(&mut rng);
-            if hosts.iter().any(|h| !used.insert((h.clone(), prefix.clone()))) {
+            if hosts
+                .iter()
+                .any(|h| !used.insert((h.clone(), prefix.clone())))
+            {
                 continue; // the table would refuse it: covered by the error tests
             }
             specs.push(GatewaySpec {
@@ -452,7 +515,10 @@ fn the_table_agrees_with_a_naive_matcher() {
                 Match::Unmatched => None,
                 Match::BadPath(e) => panic!("{path}: {e}"),
             };
-            assert_eq!(got, want, "round {round}: host {host} path {path} in {specs:#?}");
+            assert_eq!(
+                got, want,
+                "round {round}: host {host} path {path} in {specs:#?}"
+            );
             if got.is_some() {
                 matched += 1;
             } else {
@@ -461,5 +527,8 @@ fn the_table_agrees_with_a_naive_matcher() {
         }
     }
     // Both outcomes are well represented.
-    assert!(matched > 3000 && unmatched > 3000, "{matched} matched, {unmatched} unmatched");
+    assert!(
+        matched > 3000 && unmatched > 3000,
+        "{matched} matched, {unmatched} unmatched"
+    );
 }
