@@ -90,7 +90,7 @@ impl FlakyUpstream {
             thread::spawn(move || {
                 for (n, req) in (1u64..).zip(server.incoming_requests()) {
                     thread::sleep(delay);
-                    let code = if n % every == 0 { status } else { 200 };
+                    let code = if n.is_multiple_of(every) { status } else { 200 };
                     let _ =
                         req.respond(tiny_http::Response::from_string("{}").with_status_code(code));
                 }
@@ -236,7 +236,7 @@ impl Traffic {
             assert_eq!(r.header("x-served-by"), Some(upstream), "{user}: {r:?}");
             let status = if upstream == "fraud-v2" {
                 canary_seen += 1;
-                if canary_seen % FAIL_EVERY == 0 {
+                if canary_seen.is_multiple_of(FAIL_EVERY) {
                     503
                 } else {
                     200

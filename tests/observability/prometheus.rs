@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,10 @@ pub fn run(cmd: &mut Command) -> Output {
 /// Installs `prometheus` and `promtool` with the project's script when they are missing;
 /// panics (the test fails, it does not skip) if that is not possible.
 pub fn ensure_tools() {
+    // One install at a time: the tests of this binary run in parallel, and two apt-gets would
+    // fight over dpkg's lock.
+    static ONE: Mutex<()> = Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     run(&mut Command::new(format!(
         "{ROOT}/scripts/observability-tools.sh"
     )));
