@@ -81,7 +81,9 @@ EOT
 # the func-e wrapper (which runs `func-e run <these arguments>`). Envoy's own start-up chatter
 # (the extension list, ~100 lines at info) is left out: warnings, plus the filter's own lines
 # (the wasm component at info).
-envoy_args=(-c "$config" --disable-hot-restart --log-level warning --component-log-level wasm:info)
+# The access log is flushed every second (Envoy's default is 10 s), as Istio does.
+envoy_args=(-c "$config" --disable-hot-restart --log-level warning --component-log-level wasm:info
+  --file-flush-interval-msec 1000)
 
 # Waits (up to 30 s) until Envoy answers 200 on /ready; says why not on stdout.
 wait_ready() {

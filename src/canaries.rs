@@ -55,6 +55,10 @@ pub struct Canaries {
     entries: Vec<Entry>,
 }
 
+/// What a dry-run guard writes to its trip key when it would trip (routing
+/// ignores it; it makes the log line and the count once per process).
+pub const DRY_RUN_MARK: &[u8] = b"dry-run";
+
 /// The value a trip key holds: the frozen share, in basis points.
 pub fn trip_value(share_bp: u32) -> Vec<u8> {
     format!("tripped {share_bp}").into_bytes()

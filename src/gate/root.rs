@@ -286,8 +286,17 @@ fn watch(host: &dyn Host, shared: &Shared, merge: bool) {
         match canaries.judge(&shared.plan, i, window.as_deref(), now_s) {
             TripAction::None => {}
             TripAction::DryRun { log } => {
-                log::log!(TRIP_LEVEL, "{log}");
-                shared.metrics.guard_trip(host, gateway, upstream, true);
+                // Once per process too: the first worker to mark the key says it.
+                let (current, cas) = host.shared_data(&trip_key);
+                let unmarked = current.as_deref().is_none_or(<[u8]>::is_empty);
+                if unmarked
+                    && host
+                        .set_shared_data(&trip_key, canaries::DRY_RUN_MARK, cas)
+                        .is_ok()
+                {
+                    log::log!(TRIP_LEVEL, "{log}");
+                    shared.metrics.guard_trip(host, gateway, upstream, true);
+                }
             }
             TripAction::Trip { share_bp, log } => {
                 let (current, cas) = host.shared_data(&trip_key);
