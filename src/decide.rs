@@ -118,7 +118,7 @@ impl<'p> Authenticated<'p> {
 
 impl Plan {
     /// Authenticates the request and picks its upstream. `now` is Unix
-    /// seconds (only OAuth2 uses it).
+    /// seconds (OAuth2 token times, the pace of Basic's decoy work).
     pub fn decide<'p, R: Request + ?Sized>(
         &'p self,
         req: &R,
@@ -133,7 +133,7 @@ impl Plan {
                 let Ok(value) = credential_text(value.as_deref()) else {
                     return Outcome::Refuse(self.auth.deny(AuthError::Malformed));
                 };
-                match basic.verify(value, &mut state.credentials) {
+                match basic.verify(value, &mut state.credentials, now) {
                     Ok(user) => auth.consumer = Some(Cow::Borrowed(user)),
                     Err(e) => return Outcome::Refuse(self.auth.deny(e)),
                 }

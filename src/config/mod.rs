@@ -14,6 +14,7 @@ pub use plan::Plan;
 pub use raw::{DEFAULT_CONSUMER_HEADER, DEFAULT_ROUTE_HEADER};
 
 use crate::auth::{Authenticator, OAuth2Auth};
+use crate::secret::Lookup;
 use crate::split::{KeySource, SplitPlan, TOTAL_BUCKETS};
 use crate::validate::{
     basis_points, format_bp, from_json, header_name, non_empty, unique, upstream_name, ConfigError,
@@ -22,22 +23,29 @@ use crate::validate::{
 use raw::{RawAuth, RawCanary, RawConfig, RawSplit, SplitBy};
 
 /// Parses and validates the plugin configuration into an immutable plan.
+/// Secrets given as `{"env": "NAME"}` are read from the process environment
+/// (inside Envoy, the VM's: `vm_config.environment_variables`).
 pub fn parse(bytes: &[u8]) -> Result<Plan, ConfigError> {
-    let raw: RawConfig = from_json(bytes)?;
-    let oauth2 = match raw.auth {
-        RawAuth::Oauth2(_) => Some(crate::auth::oauth2::parse_config(bytes)?),
-        _ => None,
-    };
-    build(raw, oauth2)
+    parse_with_env(bytes, &crate::secret::process_env)
 }
 
-fn build(raw: RawConfig, oauth2: Option<OAuth2Auth>) -> Result<Plan, ConfigError> {
+/// [`parse`], with secrets given as `{"env": "NAME"}` looked up with `env`.
+pub fn parse_with_env(bytes: &[u8], env: Lookup<'_>) -> Result<Plan, ConfigError> {
+    let raw: RawConfig = from_json(bytes)?;
+    let oauth2 = match raw.auth {
+        RawAuth::Oauth2(_) => Some(crate::auth::oauth2::parse_config(bytes, env)?),
+        _ => None,
+    };
+    build(raw, oauth2, env)
+}
+
+fn build(raw: RawConfig, oauth2: Option<OAuth2Auth>, env: Lookup<'_>) -> Result<Plan, ConfigError> {
     let route_header = header_name("route_header", &raw.route_header)?;
     let consumer_header = header_name("consumer_header", &raw.consumer_header)?;
     let select_header = optional_header("select_header", raw.select_header.as_deref())?;
     let response_header = optional_header("response_header", raw.response_header.as_deref())?;
     let (upstreams, percents_bp) = upstreams(&raw.primary, &raw.canaries)?;
-    let auth = build_auth(raw.auth, oauth2)?;
+    let auth = build_auth(raw.auth, oauth2, env)?;
     let split = build_split(raw.split, &auth, &percents_bp)?;
 
     // Header roles must not overlap: a client-controlled header must never be
@@ -179,10 +187,14 @@ fn build_split(
 }
 
 /// `oauth2` is the `auth` object already read by [`parse`] when the mode is oauth2.
-fn build_auth(raw: RawAuth, oauth2: Option<OAuth2Auth>) -> Result<Authenticator, ConfigError> {
+fn build_auth(
+    raw: RawAuth,
+    oauth2: Option<OAuth2Auth>,
+    env: Lookup<'_>,
+) -> Result<Authenticator, ConfigError> {
     Ok(match raw {
         RawAuth::None => Authenticator::None,
-        RawAuth::Basic(b) => Authenticator::Basic(b.build()?),
+        RawAuth::Basic(b) => Authenticator::Basic(b.build(env)?),
         RawAuth::AccessKey(a) => Authenticator::AccessKey(a.build()?),
         RawAuth::Oauth2(_) => match oauth2 {
             Some(o) => Authenticator::OAuth2(Box::new(o)),
@@ -386,7 +398,7 @@ mod tests {
             err(
                 r#"{"primary":"a","auth":{"mode":"oauth2","introspection":{"cluster":"i","path":"/i","client_id":"g","client_secret":7}}}"#
             ),
-            "auth.introspection.client_secret: must be a string"
+            "auth.introspection.client_secret: must be a string or {\"env\": \"NAME\"}"
         );
         // The oauth2 object is read first, so its errors come before the others.
         assert_eq!(

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Fuzz the pure core natively with cargo-fuzz (libFuzzer) on the nightly toolchain.
+#   scripts/fuzz.sh SECONDS [TARGET...]
+#     e.g. scripts/fuzz.sh 30              (every target, 30 s each: the CI smoke run)
+#          scripts/fuzz.sh 900 jwt         (one target, 15 minutes)
+# Installs what it needs (the nightly toolchain with rustup, cargo-fuzz with cargo install),
+# builds the targets in fuzz/ once, then runs each for SECONDS on one core, starting from the
+# committed seeds (fuzz/seeds/TARGET) plus the inputs earlier runs kept (fuzz/corpus/TARGET,
+# git-ignored). Limits: 1 s per input (-timeout), 256 MiB (-rss_limit_mb); a crash, timeout or
+# OOM leaves its input in fuzz/artifacts/TARGET/ and makes the script exit non-zero after the
+# other targets have run. One log per target in .tmp/fuzz/, and a summary table at the end
+# (executions, coverage, corpus size per target).
+# Knobs: FUZZ_SANITIZER (default none: safe Rust gains little from ASan and runs about twice
+# as fast without it; "address" for the cargo-fuzz default), FUZZ_JOBS (parallel targets, default 1).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+seconds="${1:-}"
+[[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || {
+  echo "usage: scripts/fuzz.sh SECONDS [TARGET...]   (SECONDS per target, e.g. 30)" >&2
+  exit 2
+}
+shift
+sanitizer="${FUZZ_SANITIZER:-none}"
+
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "fuzz.sh: installing the nightly toolchain (rustup, profile minimal)" >&2
+  rustup toolchain install nightly --profile minimal >&2 || {
+    echo "fuzz.sh: could not install the nightly toolchain with rustup (offline?); cargo-fuzz needs it" >&2
+    exit 1
+  }
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "fuzz.sh: installing cargo-fuzz (cargo install --locked; a few minutes)" >&2
+  cargo +nightly install cargo-fuzz --locked >&2 || {
+    echo "fuzz.sh: could not install cargo-fuzz from crates.io (offline?)" >&2
+    exit 1
+  }
+fi
+
+if [[ $# -gt 0 ]]; then
+  targets=("$@")
+else
+  mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+
+# One build for every target: -O (release), -a (debug assertions, so also overflow checks).
+build=(--sanitizer "$sanitizer" -O -a)
+cargo +nightly fuzz build "${build[@]}" "${targets[@]/#/}" >&2 2>&1 || {
+  echo "fuzz.sh: building the fuzz targets failed" >&2
+  exit 1
+}
+
+logs="$root/.tmp/fuzz"
+mkdir -p "$logs"
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
+  echo "fuzz.sh: $t for ${seconds}s" >&2
+  status=0
+  # -jobs is not used: one process, one core. -print_final_stats gives the totals read below.
+  cargo +nightly fuzz run "${build[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+    -max_total_time="$seconds" -timeout=1 -rss_limit_mb=256 -malloc_limit_mb=256 \
+    -print_final_stats=1 >"$logs/$t.log" 2>&1 || status=$?
+  runs="$(grep -oE '^stat::number_of_executed_units: *[0-9]+' "$logs/$t.log" | grep -oE '[0-9]+$' | tail -1)"
+  last="$(grep -E '^#[0-9]+ ' "$logs/$t.log" | tail -1)"
+  cov="$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)"
+  ft="$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)"
+  corp="$(grep -oE 'corp: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)"
+  rss="$(grep -oE '^stat::peak_rss_mb: *[0-9]+' "$logs/$t.log" | grep -oE '[0-9]+$' | tail -1)"
+  verdict=ok
+  if [[ $status -ne 0 ]]; then
+    verdict="FAILED (exit $status; see $logs/$t.log and fuzz/artifacts/$t/)"
+    failed+=("$t")
+    grep -E 'ERROR: libFuzzer|panicked at|deadly signal|timeout|out-of-memory' "$logs/$t.log" | head -5 >&2 || true
+  fi
+  summary+=("$(printf '%-14s %12s %7s %7s %6s %8s  %s' "$t" "${runs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}" "$verdict")")
+done
+
+printf '%-14s %12s %7s %7s %6s %8s  %s\n' target executions cov ft corpus rss_mb result
+printf '%s\n' "${summary[@]}"
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "fuzz.sh: ${#failed[@]} target(s) failed: ${failed[*]}" >&2
+  exit 1
+fi
