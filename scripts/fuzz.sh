@@ -46,9 +46,9 @@ else
   mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
-# One build for every target: -O (release), -a (debug assertions, so also overflow checks).
+# -O (release) and -a (debug assertions, so also overflow checks); one cargo build for all targets.
 build=(--sanitizer "$sanitizer" -O -a)
-cargo +nightly fuzz build "${build[@]}" "${targets[@]/#/}" >&2 2>&1 || {
+cargo +nightly fuzz build "${build[@]}" >&2 || {
   echo "fuzz.sh: building the fuzz targets failed" >&2
   exit 1
 }
