@@ -65,12 +65,16 @@ for t in "${targets[@]}"; do
   cargo +nightly fuzz run "${build[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
     -max_total_time="$seconds" -timeout=1 -rss_limit_mb=256 -malloc_limit_mb=256 \
     -print_final_stats=1 >"$logs/$t.log" 2>&1 || status=$?
-  runs="$(grep -oE '^stat::number_of_executed_units: *[0-9]+' "$logs/$t.log" | grep -oE '[0-9]+$' | tail -1)"
-  last="$(grep -E '^#[0-9]+ ' "$logs/$t.log" | tail -1)"
-  cov="$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)"
-  ft="$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)"
-  corp="$(grep -oE 'corp: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)"
-  rss="$(grep -oE '^stat::peak_rss_mb: *[0-9]+' "$logs/$t.log" | grep -oE '[0-9]+$' | tail -1)"
+  # The totals libFuzzer prints at exit (-print_final_stats) and its last status line
+  # ("#RUNS<TAB>DONE cov: N ft: N corp: N/..."); "?" where a crash cut them short.
+  stat() { grep -oE "^stat::$1: *[0-9]+" "$logs/$t.log" | grep -oE '[0-9]+$' | tail -1 || true; }
+  field() { grep -oE "$1: [0-9]+" <<<"$last" | grep -oE '[0-9]+' || true; }
+  runs="$(stat number_of_executed_units)"
+  rss="$(stat peak_rss_mb)"
+  last="$(grep -E '^#[0-9]+[[:space:]]' "$logs/$t.log" | tail -1 || true)"
+  cov="$(field cov)"
+  ft="$(field ft)"
+  corp="$(field corp)"
   verdict=ok
   if [[ $status -ne 0 ]]; then
     verdict="FAILED (exit $status; see $logs/$t.log and fuzz/artifacts/$t/)"
