@@ -53,24 +53,29 @@ cargo +nightly fuzz build "${build[@]}" >&2 || {
   exit 1
 }
 
+# Run the binaries built above (not `cargo fuzz run`, which would build again before each target
+# and pick up any source edited meanwhile).
+host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 logs="$root/.tmp/fuzz"
 mkdir -p "$logs"
 failed=()
 summary=()
 for t in "${targets[@]}"; do
-  mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
+  bin="fuzz/target/$host/release/$t"
+  [[ -x "$bin" ]] || { echo "fuzz.sh: no fuzz target $t ($bin)" >&2; exit 2; }
+  mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/artifacts/$t"
   echo "fuzz.sh: $t for ${seconds}s" >&2
   status=0
-  # -jobs is not used: one process, one core. -print_final_stats gives the totals read below.
-  cargo +nightly fuzz run "${build[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-    -max_total_time="$seconds" -timeout=1 -rss_limit_mb=256 -malloc_limit_mb=256 \
-    -print_final_stats=1 >"$logs/$t.log" 2>&1 || status=$?
-  # The totals libFuzzer prints at exit (-print_final_stats) and its last status line
+  # One process on one core (no -jobs/-workers). -print_final_stats gives the totals read below.
+  "$bin" -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$seconds" -timeout=1 \
+    -rss_limit_mb=256 -malloc_limit_mb=256 -print_final_stats=1 \
+    "fuzz/corpus/$t" "fuzz/seeds/$t" >"$logs/$t.log" 2>&1 || status=$?
+  # The totals libFuzzer prints at exit and its last status line
   # ("#RUNS<TAB>DONE cov: N ft: N corp: N/..."); "?" where a crash cut them short.
-  stat() { grep -oE "^stat::$1: *[0-9]+" "$logs/$t.log" | grep -oE '[0-9]+$' | tail -1 || true; }
+  final_stat() { grep -oE "^stat::$1: *[0-9]+" "$logs/$t.log" | grep -oE '[0-9]+$' | tail -1 || true; }
   field() { grep -oE "$1: [0-9]+" <<<"$last" | grep -oE '[0-9]+' || true; }
-  runs="$(stat number_of_executed_units)"
-  rss="$(stat peak_rss_mb)"
+  runs="$(final_stat number_of_executed_units)"
+  rss="$(final_stat peak_rss_mb)"
   last="$(grep -E '^#[0-9]+[[:space:]]' "$logs/$t.log" | tail -1 || true)"
   cov="$(field cov)"
   ft="$(field ft)"
@@ -80,6 +85,7 @@ for t in "${targets[@]}"; do
     verdict="FAILED (exit $status; see $logs/$t.log and fuzz/artifacts/$t/)"
     failed+=("$t")
     grep -E 'ERROR: libFuzzer|panicked at|deadly signal|timeout|out-of-memory' "$logs/$t.log" | head -5 >&2 || true
+    echo "fuzz.sh: reproduce with: $bin fuzz/artifacts/$t/<file>" >&2
   fi
   summary+=("$(printf '%-14s %12s %7s %7s %6s %8s  %s' "$t" "${runs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}" "$verdict")")
 done
