@@ -47,7 +47,7 @@ impl fmt::Debug for SecretSource {
 
 /// What a secret field accepts, in the one error a wrong shape gets (it never
 /// repeats what was written: that may be the secret).
-pub const EXPECTED: &str = "must be a string or {\"env\": \"NAME\"}";
+const EXPECTED: &str = "must be a string or {\"env\": \"NAME\"}";
 
 impl SecretSource {
     /// The secret's value. `path` is the field (`auth.hs256_secret`). An
@@ -76,19 +76,11 @@ impl SecretSource {
             }
         }
     }
-
-    /// The name of the variable, for a reference.
-    pub fn env_name(&self) -> Option<&str> {
-        match self {
-            SecretSource::Env(name) => Some(name),
-            SecretSource::Inline(_) => None,
-        }
-    }
 }
 
 /// The value of `name`, unchanged. An invalid name is an error at `path.env`,
 /// an unset variable an error at `path`.
-pub fn env_value(path: &str, name: &str, env: Lookup<'_>) -> Result<String, ConfigError> {
+fn env_value(path: &str, name: &str, env: Lookup<'_>) -> Result<String, ConfigError> {
     if name.is_empty() {
         return Err(ConfigError::new(format!("{path}.env"), "must not be empty"));
     }
@@ -225,6 +217,19 @@ mod tests {
         assert_eq!(
             r(SecretSource::Env("A=B".into())),
             Err("auth.x.env: \"A=B\" is not a valid environment variable name (visible ASCII without \"=\")".into())
+        );
+    }
+
+    #[test]
+    fn the_whole_configuration_resolves_through_the_lookup_it_is_given() {
+        let doc = br#"{"primary":"v1","auth":{"mode":"basic","users":[{"env":"HTPASSWD"}]}}"#;
+        let lookup = env(&[("HTPASSWD", "bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")]);
+        let plan = crate::config::parse_with_env(doc, &lookup).unwrap();
+        assert_eq!(plan.auth.mode(), "basic");
+        let e = crate::config::parse_with_env(doc, &env(&[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "auth.users[0]: environment variable HTPASSWD is not set"
         );
     }
 

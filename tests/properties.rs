@@ -12,6 +12,13 @@
 //!
 //! Failing cases are shrunk and printed by proptest; add them as unit tests.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use canary_gate::config::{parse, Plan};
@@ -23,7 +30,7 @@ use serde_json::{json, Value};
 
 /// Percent of `bp` basis points as JSON writes it (`12.5`, `0.07`, `100`).
 fn percent(bp: u32) -> Value {
-    if bp % 100 == 0 {
+    if bp.is_multiple_of(100) {
         json!(bp / 100)
     } else {
         json!(f64::from(bp) / 100.0)

@@ -6,6 +6,13 @@
 //! host is neither in Envoy's log (the filter at debug level) nor in its
 //! `/config_dump`; a missing variable is a configuration error that names it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::sync::Once;

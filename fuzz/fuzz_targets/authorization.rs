@@ -114,14 +114,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     PLANS.with(|(basic, oauth2)| {
-        let (Authenticator::Basic(b), Authenticator::OAuth2(o)) = (&basic.auth, &oauth2.auth) else {
+        let (Authenticator::Basic(b), Authenticator::OAuth2(o)) = (&basic.auth, &oauth2.auth)
+        else {
             panic!("unexpected plans");
         };
         check_basic(b, text, &input);
         let mut state = OAuth2State::new(4, 4);
         match o.authenticate(Some(text), &mut state, 1_700_000_000) {
             Step::Introspect { call, .. } => {
-                let token = text.trim().split_once(' ').map(|(_, t)| t.trim_start_matches(' '));
+                let token = text
+                    .trim()
+                    .split_once(' ')
+                    .map(|(_, t)| t.trim_start_matches(' '));
                 let token = token.unwrap_or_default();
                 assert!(is_b64token(token), "introspected {token:?}");
                 assert!(call.body.is_some());

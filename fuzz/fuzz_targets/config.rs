@@ -28,17 +28,60 @@ fn env(name: &str) -> Option<String> {
 }
 
 const WORDS: &[&str] = &[
-    "primary", "canaries", "name", "percent", "split", "by", "random", "header", "query",
-    "cookie", "consumer", "when_missing", "hash_seed", "select_header", "consumer_header",
-    "route_header", "response_header", "auth", "mode", "none", "basic", "access_key", "oauth2",
-    "realm", "users", "keys", "sha256", "env", "HTPASSWD", "SECRET", "EMPTY", "UNSET", "v1",
-    "v2", "x-user", "x-api-key", "authorization", "host", "",
+    "primary",
+    "canaries",
+    "name",
+    "percent",
+    "split",
+    "by",
+    "random",
+    "header",
+    "query",
+    "cookie",
+    "consumer",
+    "when_missing",
+    "hash_seed",
+    "select_header",
+    "consumer_header",
+    "route_header",
+    "response_header",
+    "auth",
+    "mode",
+    "none",
+    "basic",
+    "access_key",
+    "oauth2",
+    "realm",
+    "users",
+    "keys",
+    "sha256",
+    "env",
+    "HTPASSWD",
+    "SECRET",
+    "EMPTY",
+    "UNSET",
+    "v1",
+    "v2",
+    "x-user",
+    "x-api-key",
+    "authorization",
+    "host",
+    "",
 ];
 
 fn header_name(u: &mut Unstructured) -> Result<Value> {
     let h = string(
         u,
-        &["x-user", "x-canary-upstream", "x-canary-consumer", "X-Select", "authorization", "host", "a b", ""],
+        &[
+            "x-user",
+            "x-canary-upstream",
+            "x-canary-consumer",
+            "X-Select",
+            "authorization",
+            "host",
+            "a b",
+            "",
+        ],
     )?;
     or_noise(u, Value::String(h), WORDS)
 }
@@ -75,9 +118,13 @@ fn jwk(u: &mut Unstructured) -> Result<Value> {
 }
 
 fn endpoint(u: &mut Unstructured, introspection: bool) -> Result<Value> {
-    let mut e = json!({"cluster": string(u, &["idp", "", "a b"])?, "path": string(u, &["/i", "i", "/ä"])?});
+    let mut e =
+        json!({"cluster": string(u, &["idp", "", "a b"])?, "path": string(u, &["/i", "i", "/ä"])?});
     for (member, value) in [
-        ("authority", Value::String(string(u, &["idp.example.com", ""])?)),
+        (
+            "authority",
+            Value::String(string(u, &["idp.example.com", ""])?),
+        ),
         ("timeout_ms", number(u)?),
         ("refresh_seconds", number(u)?),
         ("cache_seconds", number(u)?),
@@ -107,7 +154,20 @@ fn auth(u: &mut Unstructured) -> Result<Value> {
                 users.push(match u.int_in_range(0..=3)? {
                     0 => json!("carol:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ="),
                     1 => json!({"env": string(u, &["HTPASSWD", "H2", "EMPTY", "UNSET"])?}),
-                    2 => json!(format!("{}:{}", string(u, &["alice", "dave", ""])?, string(u, &["$2y$04$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", "$2y$13$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", "{SHA}", "$apr1$x", "plain"])?)),
+                    2 => json!(format!(
+                        "{}:{}",
+                        string(u, &["alice", "dave", ""])?,
+                        string(
+                            u,
+                            &[
+                                "$2y$04$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+                                "$2y$13$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+                                "{SHA}",
+                                "$apr1$x",
+                                "plain"
+                            ]
+                        )?
+                    )),
                     _ => json(u, 1, WORDS)?,
                 });
             }
@@ -148,9 +208,15 @@ fn auth(u: &mut Unstructured) -> Result<Value> {
                 a["hs256_secret"] = secret(u)?;
             }
             for (member, value) in [
-                ("required_scopes", json!([string(u, &["predict", "a b", ""])?])),
+                (
+                    "required_scopes",
+                    json!([string(u, &["predict", "a b", ""])?]),
+                ),
                 ("clock_skew_seconds", number(u)?),
-                ("consumer_claim", Value::String(string(u, &["sub", "client_id", "exp", ""])?)),
+                (
+                    "consumer_claim",
+                    Value::String(string(u, &["sub", "client_id", "exp", ""])?),
+                ),
                 ("keep_token", Value::Bool(u.arbitrary()?)),
             ] {
                 if u.ratio(1, 4)? {
@@ -172,7 +238,8 @@ fn document(u: &mut Unstructured) -> Result<Value> {
     }
     doc["canaries"] = or_noise(u, Value::Array(canaries), WORDS)?;
     if u.ratio(2, 3)? {
-        let mut split = json!({"by": string(u, &["random", "header", "query", "cookie", "consumer"])?});
+        let mut split =
+            json!({"by": string(u, &["random", "header", "query", "cookie", "consumer"])?});
         if u.ratio(2, 3)? {
             split["name"] = header_name(u)?;
         }
@@ -184,7 +251,12 @@ fn document(u: &mut Unstructured) -> Result<Value> {
         }
         doc["split"] = split;
     }
-    for member in ["select_header", "consumer_header", "route_header", "response_header"] {
+    for member in [
+        "select_header",
+        "consumer_header",
+        "route_header",
+        "response_header",
+    ] {
         if u.ratio(1, 4)? {
             doc[member] = header_name(u)?;
         }

@@ -18,8 +18,22 @@ use serde_json::{json, Value};
 
 const NOW: u64 = 1_700_000_000;
 const WORDS: &[&str] = &[
-    "active", "exp", "nbf", "iat", "iss", "aud", "sub", "client_id", "scope", "scp", "username",
-    "predict", "models", "https://idp.example.com", "alice", "true",
+    "active",
+    "exp",
+    "nbf",
+    "iat",
+    "iss",
+    "aud",
+    "sub",
+    "client_id",
+    "scope",
+    "scp",
+    "username",
+    "predict",
+    "models",
+    "https://idp.example.com",
+    "alice",
+    "true",
 ];
 
 thread_local! {
@@ -38,10 +52,26 @@ fn body(u: &mut Unstructured) -> Result<Vec<u8>> {
     for (claim, value) in [
         ("exp", number(u)?),
         ("nbf", number(u)?),
-        ("iss", Value::String(string(u, &["https://idp.example.com", "x"])?)),
-        ("aud", if u.arbitrary()? { json!(["models"]) } else { json(u, 1, WORDS)? }),
-        ("sub", Value::String(string(u, &["alice", "", " a", "\u{0}"])?)),
-        ("scope", Value::String(string(u, &["predict", "read", "predict read"])?)),
+        (
+            "iss",
+            Value::String(string(u, &["https://idp.example.com", "x"])?),
+        ),
+        (
+            "aud",
+            if u.arbitrary()? {
+                json!(["models"])
+            } else {
+                json(u, 1, WORDS)?
+            },
+        ),
+        (
+            "sub",
+            Value::String(string(u, &["alice", "", " a", "\u{0}"])?),
+        ),
+        (
+            "scope",
+            Value::String(string(u, &["predict", "read", "predict read"])?),
+        ),
         ("scp", json(u, 1, WORDS)?),
     ] {
         if u.ratio(1, 2)? {

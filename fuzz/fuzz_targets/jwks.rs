@@ -19,8 +19,8 @@ const JWKS: &str = include_str!("../../tests/fixtures/oauth2/jwks.json");
 
 const WORDS: &[&str] = &[
     "kty", "crv", "alg", "use", "key_ops", "kid", "n", "e", "x", "y", "d", "k", "RSA", "EC", "OKP",
-    "oct", "P-256", "P-384", "P-521", "Ed25519", "X25519", "sig", "enc", "verify", "RS256", "PS256",
-    "ES256", "ES384", "EdDSA", "HS256", "AQAB",
+    "oct", "P-256", "P-384", "P-521", "Ed25519", "X25519", "sig", "enc", "verify", "RS256",
+    "PS256", "ES256", "ES384", "EdDSA", "HS256", "AQAB",
 ];
 
 thread_local! {
@@ -55,7 +55,10 @@ fn mutate(u: &mut Unstructured, key: &mut Map<String, Value>) -> Result<()> {
                 key.insert(member, json(u, 2, WORDS)?);
             }
             _ => {
-                key.insert("key_ops".into(), json!([string(u, &["verify", "sign", "encrypt"])?]));
+                key.insert(
+                    "key_ops".into(),
+                    json!([string(u, &["verify", "sign", "encrypt"])?]),
+                );
             }
         }
     }

@@ -54,10 +54,43 @@ thread_local! {
 }
 
 const WORDS: &[&str] = &[
-    "alg", "kid", "typ", "crit", "cty", "jku", "x5c", "RS256", "RS384", "RS512", "PS256", "ES256",
-    "ES384", "EdDSA", "Ed25519", "HS256", "HS512", "none", "None", "rsa-1", "ec-1", "ec384-1",
-    "ed-1", "JWT", "at+jwt", "iss", "aud", "exp", "nbf", "iat", "sub", "scope", "scp", "predict",
-    "models", "https://idp.example.com", "alice",
+    "alg",
+    "kid",
+    "typ",
+    "crit",
+    "cty",
+    "jku",
+    "x5c",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "ES256",
+    "ES384",
+    "EdDSA",
+    "Ed25519",
+    "HS256",
+    "HS512",
+    "none",
+    "None",
+    "rsa-1",
+    "ec-1",
+    "ec384-1",
+    "ed-1",
+    "JWT",
+    "at+jwt",
+    "iss",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "sub",
+    "scope",
+    "scp",
+    "predict",
+    "models",
+    "https://idp.example.com",
+    "alice",
 ];
 
 #[derive(Debug, Arbitrary)]
@@ -71,14 +104,26 @@ enum Signature {
 enum Token {
     Raw(String),
     /// A fixture token cut at `at` bytes.
-    Cut { index: usize, at: usize },
+    Cut {
+        index: usize,
+        at: usize,
+    },
     /// A fixture token with segment `segment` replaced.
-    Spliced { index: usize, segment: usize, with: String },
-    Built { header: String, payload: String, signature: Signature },
+    Spliced {
+        index: usize,
+        segment: usize,
+        with: String,
+    },
+    Built {
+        header: String,
+        payload: String,
+        signature: Signature,
+    },
 }
 
 fn header(u: &mut Unstructured) -> Result<String> {
-    let mut h = json!({"alg": string(u, &["HS256", "RS256", "ES256", "EdDSA", "none", "HS512", ""])?});
+    let mut h =
+        json!({"alg": string(u, &["HS256", "RS256", "ES256", "EdDSA", "none", "HS512", ""])?});
     if u.ratio(1, 2)? {
         h["kid"] = Value::String(string(u, WORDS)?);
     }
@@ -94,13 +139,29 @@ fn header(u: &mut Unstructured) -> Result<String> {
 fn payload(u: &mut Unstructured) -> Result<String> {
     let mut p = json!({});
     for (claim, value) in [
-        ("iss", Value::String(string(u, &["https://idp.example.com", "https://evil"])?)),
-        ("aud", if u.arbitrary()? { json!(["models", string(u, WORDS)?]) } else { Value::String(string(u, &["models", "other"])?) }),
+        (
+            "iss",
+            Value::String(string(u, &["https://idp.example.com", "https://evil"])?),
+        ),
+        (
+            "aud",
+            if u.arbitrary()? {
+                json!(["models", string(u, WORDS)?])
+            } else {
+                Value::String(string(u, &["models", "other"])?)
+            },
+        ),
         ("exp", json!(NOW + 3600)),
         ("nbf", number(u)?),
         ("iat", number(u)?),
-        ("sub", Value::String(string(u, &["alice", "", " x", "a\u{7f}"])?)),
-        ("scope", Value::String(string(u, &["predict", "read predict", ""])?)),
+        (
+            "sub",
+            Value::String(string(u, &["alice", "", " x", "a\u{7f}"])?),
+        ),
+        (
+            "scope",
+            Value::String(string(u, &["predict", "read predict", ""])?),
+        ),
         ("scp", json(u, 2, WORDS)?),
     ] {
         if u.ratio(3, 4)? {
@@ -140,7 +201,11 @@ fn token(u: &mut Unstructured, fixtures: usize) -> Result<Token> {
         2 => Token::Spliced {
             index: u.choose_index(fixtures)?,
             segment: u.int_in_range(0..=3)?,
-            with: if u.arbitrary()? { b64url(header(u)?.as_bytes()) } else { b64url(payload(u)?.as_bytes()) },
+            with: if u.arbitrary()? {
+                b64url(header(u)?.as_bytes())
+            } else {
+                b64url(payload(u)?.as_bytes())
+            },
         },
         _ => Token::Built {
             header: header(u)?,
@@ -159,7 +224,11 @@ fn text(token: &Token, f: &Fixtures) -> (String, bool) {
             let at = at % (t.len() + 1);
             (t.get(..at).unwrap_or(t).to_string(), at == t.len())
         }
-        Token::Spliced { index, segment, with } => {
+        Token::Spliced {
+            index,
+            segment,
+            with,
+        } => {
             let t = &f.tokens[*index];
             let mut parts: Vec<&str> = t.split('.').collect();
             if *segment < parts.len() {
@@ -171,8 +240,16 @@ fn text(token: &Token, f: &Fixtures) -> (String, bool) {
             let signed = joined == *t;
             (joined, signed)
         }
-        Token::Built { header, payload, signature } => {
-            let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+        Token::Built {
+            header,
+            payload,
+            signature,
+        } => {
+            let input = format!(
+                "{}.{}",
+                b64url(header.as_bytes()),
+                b64url(payload.as_bytes())
+            );
             match signature {
                 Signature::None => (format!("{input}."), false),
                 Signature::Hs256 => {
@@ -199,7 +276,10 @@ fuzz_target!(|data: &[u8]| {
         match o.authenticate(Some(&value), &mut state, NOW) {
             Step::Accept { consumer, .. } => {
                 let is_fixture = f.tokens.iter().any(|x| *x == token);
-                assert!(signed || is_fixture, "accepted a token no key signed: {t:?}");
+                assert!(
+                    signed || is_fixture,
+                    "accepted a token no key signed: {t:?}"
+                );
                 assert!(!consumer.is_empty() && consumer.is_ascii());
                 if let Token::Built { payload, .. } = &t {
                     let claims: Value = serde_json::from_str(payload).unwrap_or_default();
@@ -209,7 +289,9 @@ fuzz_target!(|data: &[u8]| {
                 // Asked again (from the cache unless `exp` is already behind, within the
                 // clock skew): the same consumer.
                 match o.authenticate(Some(&value), &mut state, NOW) {
-                    Step::Accept { consumer: again, .. } => assert_eq!(again, consumer),
+                    Step::Accept {
+                        consumer: again, ..
+                    } => assert_eq!(again, consumer),
                     other => panic!("accepted once, then {other:?}"),
                 }
             }

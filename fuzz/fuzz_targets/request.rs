@@ -67,8 +67,14 @@ thread_local! {
 
 fn check_parsers(path: &[u8], name: &str, cookies: &[Vec<u8>]) {
     let taken = take_query_param(path, name);
-    assert_eq!(query_param(path, name), taken.as_ref().map(|(v, _)| v.clone()));
-    assert_eq!(remove_query_param(path, name), taken.as_ref().map(|(_, p)| p.clone()));
+    assert_eq!(
+        query_param(path, name),
+        taken.as_ref().map(|(v, _)| v.clone())
+    );
+    assert_eq!(
+        remove_query_param(path, name),
+        taken.as_ref().map(|(_, p)| p.clone())
+    );
     if let Some((_, new_path)) = &taken {
         assert_eq!(query_param(new_path, name), None);
         assert_eq!(remove_query_param(new_path, name), None);
@@ -97,7 +103,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut path = input.path;
     for (i, (n, value)) in input.params.iter().enumerate() {
-        path.push(if i == 0 && !path.contains(&b'?') { b'?' } else { b'&' });
+        path.push(if i == 0 && !path.contains(&b'?') {
+            b'?'
+        } else {
+            b'&'
+        });
         path.extend_from_slice(NAMES[usize::from(*n) % NAMES.len()].as_bytes());
         path.push(b'=');
         path.extend_from_slice(value);
