@@ -10,6 +10,8 @@
 # OOM leaves its input in fuzz/artifacts/TARGET/ and makes the script exit non-zero after the
 # other targets have run. One log per target in .tmp/fuzz/, and a summary table at the end
 # (executions, coverage, corpus size per target).
+# libFuzzer's limits are wall-clock: run it at normal priority on a busy machine (under `nice -n 19`
+# a starved process gets flagged for a timeout); a timeout input is timed alone after the run.
 # Knobs: FUZZ_SANITIZER (default none: safe Rust gains little from ASan and runs about twice
 # as fast without it; "address" for the cargo-fuzz default), FUZZ_JOBS (parallel targets, default 1).
 set -euo pipefail
@@ -86,6 +88,13 @@ for t in "${targets[@]}"; do
     failed+=("$t")
     grep -E 'ERROR: libFuzzer|panicked at|deadly signal|timeout|out-of-memory' "$logs/$t.log" | head -5 >&2 || true
     echo "fuzz.sh: reproduce with: $bin fuzz/artifacts/$t/<file>" >&2
+    # libFuzzer's timeout is wall-clock time: on a busy machine a starved process can be
+    # flagged. Time each timeout input alone to tell a slow input from a stall.
+    for a in "fuzz/artifacts/$t"/timeout-*; do
+      [[ -e "$a" ]] || continue
+      ms="$("$bin" "$a" 2>&1 | grep -oE 'in [0-9]+ ms' | grep -oE '[0-9]+' || true)"
+      echo "fuzz.sh: $a takes ${ms:-?} ms when run alone (far below 1000: the machine stalled, not the input)" >&2
+    done
   fi
   summary+=("$(printf '%-14s %12s %7s %7s %6s %8s  %s' "$t" "${runs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}" "$verdict")")
 done
