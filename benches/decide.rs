@@ -168,6 +168,37 @@ fn decide(c: &mut Criterion) {
     }
 }
 
+/// User enumeration by timing (Basic): a wrong password of a bcrypt user
+/// against a user that does not exist, which is verified against the decoy
+/// hash of the same cost while the VM's decoy budget lasts (a fresh state per
+/// call), and once it has run out (`unknown_user_budget_spent`).
+fn basic_timing(c: &mut Criterion) {
+    let basic = plan(&format!(
+        r#"{{"primary":"v1","auth":{{"mode":"basic","users":["bench:{BCRYPT}"]}}}}"#
+    ));
+    let wrong = Headers::new(&[("authorization", "Basic YmVuY2g6d3Jvbmc=")]); // bench:wrong
+    let unknown = Headers::new(&[("authorization", "Basic bm9ib2R5OndoYXRldmVy")]); // nobody:whatever
+    let mut group = c.benchmark_group("basic_timing");
+    group.sample_size(20);
+    for (name, req) in [("wrong_password", &wrong), ("unknown_user", &unknown)] {
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                state,
+                |s| black_box(basic.decide(black_box(req), s, NOW).refused()),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    let mut spent = state();
+    for _ in 0..1_000 {
+        let _ = basic.decide(&unknown, &mut spent, NOW);
+    }
+    group.bench_function("unknown_user_budget_spent", |b| {
+        b.iter(|| black_box(basic.decide(black_box(&unknown), &mut spent, NOW).refused()))
+    });
+    group.finish();
+}
+
 /// 2026-11-29 in Unix seconds: inside every fixture token's validity.
 const NOW: u64 = 1_795_000_000;
 
@@ -176,5 +207,5 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-criterion_group!(benches, decide);
+criterion_group!(benches, decide, basic_timing);
 criterion_main!(benches);

@@ -381,7 +381,7 @@ fn authenticate<'p, R: Request + ?Sized>(
     match &g.gateway.auth {
         Authenticator::None => Ok(()),
         Authenticator::Basic(basic) => {
-            basic_auth(basic, req, &mut g.state.credentials, auth).map_err(refuse)
+            basic_auth(basic, req, &mut g.state.credentials, auth, now).map_err(refuse)
         }
         Authenticator::AccessKey(ak) => access_key_auth(ak, req, auth).map_err(refuse),
         Authenticator::OAuth2(o) => oauth2_auth(g.index, o, req, &mut g.state.oauth2, auth, now),
@@ -393,10 +393,11 @@ fn basic_auth<'p, R: Request + ?Sized>(
     req: &R,
     cache: &mut CredentialCache,
     auth: &mut Authenticated<'p>,
+    now: u64,
 ) -> Result<(), AuthError> {
     let value = single_header(req, "authorization").map_err(|_| AuthError::Malformed)?;
     let value = credential_text(value.as_deref()).map_err(|_| AuthError::Malformed)?;
-    let user = basic.verify(value, cache)?;
+    let user = basic.verify(value, cache, now)?;
     auth.consumer = Some(Cow::Borrowed(user));
     auth.remove_headers.push("authorization");
     Ok(())

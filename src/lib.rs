@@ -7,6 +7,8 @@
 //! Layout (each module uses only those listed before it; `wasm` uses them all):
 //! - [`validate`]: configuration errors ([`validate::ConfigError`]) and the field
 //!   validators every part of the configuration shares;
+//! - [`secret`]: secret fields given inline or as `{"env": "NAME"}`, resolved at
+//!   configure time through an injectable environment lookup;
 //! - [`reply`]: every local reply the filter can send (401/403/503 refusals, 500s);
 //! - [`request`]: the request as raw header bytes, and byte-level query and cookie parsers;
 //! - [`split`]: bucket edges and the upstream choice;
@@ -39,6 +41,7 @@ pub mod host;
 pub mod park;
 pub mod reply;
 pub mod request;
+pub mod secret;
 pub mod split;
 pub mod streak;
 pub mod validate;

@@ -102,6 +102,15 @@ impl SplitPlan {
         &self.edges
     }
 
+    pub fn when_missing(&self) -> WhenMissing {
+        self.when_missing
+    }
+
+    /// The murmur3 seed (`split.hash_seed`).
+    pub fn seed(&self) -> u32 {
+        self.seed
+    }
+
     /// The upstream index for a bucket: `1 + i` for canary `i`, `0` for the primary.
     pub fn upstream_for_bucket(&self, bucket: u32) -> usize {
         match self.edges.iter().position(|&edge| bucket < edge) {

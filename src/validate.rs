@@ -45,14 +45,20 @@ impl std::error::Error for ConfigError {}
 // ---------------------------------------------------------------------------
 
 /// Deserializes a JSON document; an error names the field path serde was at
-/// (`canaries[0].percent: invalid type: ...`).
+/// (`canaries[0].percent: invalid type: ...`). Anything but whitespace after
+/// the document is an error too (`trailing characters`), as in
+/// `serde_json::from_slice`: a configuration that was cut and pasted twice
+/// must not pass because its first half does.
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         ConfigError::new(path, strip_position(&e.inner().to_string()))
-    })
+    })?;
+    de.end()
+        .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
+    Ok(value)
 }
 
 /// serde_json appends " at line L column C"; the field path says more.
@@ -246,6 +252,13 @@ mod tests {
         );
         let e = from_json::<Doc>(b"nope").unwrap_err();
         assert_eq!(e.to_string(), "expected ident");
+        // Found by the `config` fuzz target: a document followed by more text
+        // was accepted for its first part.
+        let e = from_json::<Doc>(br#"{"a":[1]}]}}"#).unwrap_err();
+        assert_eq!(e.to_string(), "trailing characters");
+        let e = from_json::<Doc>(br#"{"a":[1]} {"a":[2]}"#).unwrap_err();
+        assert_eq!(e.to_string(), "trailing characters");
+        assert!(from_json::<Doc>(b" {\"a\":[1]}\n\t ").is_ok());
         assert_eq!(strip_position("oops at line 1 column 2"), "oops");
     }
 

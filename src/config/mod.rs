@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::auth::{Authenticator, OAuth2Auth};
 use crate::gateway::{stats, GatewaySpec, GatewayTable};
+use crate::secret::Lookup;
 use crate::split::{KeySource, SplitPlan, TOTAL_BUCKETS};
 use crate::validate::{
     basis_points, format_bp, from_json, header_name, non_empty, unique, upstream_name, ConfigError,
@@ -28,7 +29,14 @@ use canary::RawGuard;
 use raw::{RawAuth, RawCanary, RawConfig, RawGateway, RawSplit, SplitBy};
 
 /// Parses and validates the plugin configuration into an immutable plan.
+/// Secrets given as `{"env": "NAME"}` are read from the process environment
+/// (inside Envoy, the VM's: `vm_config.environment_variables`).
 pub fn parse(bytes: &[u8]) -> Result<Plan, ConfigError> {
+    parse_with_env(bytes, &crate::secret::process_env)
+}
+
+/// [`parse`], with secrets given as `{"env": "NAME"}` looked up with `env`.
+pub fn parse_with_env(bytes: &[u8], env: Lookup<'_>) -> Result<Plan, ConfigError> {
     let mut raw: RawConfig = from_json(bytes)?;
     let headers = Headers {
         route: header_name("route_header", &raw.route_header)?,
@@ -36,10 +44,10 @@ pub fn parse(bytes: &[u8]) -> Result<Plan, ConfigError> {
     };
     let response_header = optional_header("response_header", raw.response_header.as_deref())?;
     let (gateways, table, jwks_objects) = match raw.gateways.take() {
-        None => single_gateway(raw_single(&mut raw)?, bytes, &headers)?,
+        None => single_gateway(raw_single(&mut raw)?, bytes, &headers, env)?,
         Some(list) => {
             refuse_top_level_gateway_fields(&raw)?;
-            gateway_table(&list, &headers)?
+            gateway_table(&list, &headers, env)?
         }
     };
     if raw.unmatched.is_some() && table.is_none() {
@@ -70,12 +78,17 @@ struct Headers {
 type Built = (Vec<Gateway>, Option<GatewayTable>, Vec<Option<Value>>);
 
 /// A configuration without `gateways`: one gateway, `default`, for every request.
-fn single_gateway(raw: RawGateway, bytes: &[u8], headers: &Headers) -> Result<Built, ConfigError> {
+fn single_gateway(
+    raw: RawGateway,
+    bytes: &[u8],
+    headers: &Headers,
+    env: Lookup<'_>,
+) -> Result<Built, ConfigError> {
     let oauth2 = match raw.auth {
-        RawAuth::Oauth2(_) => Some(crate::auth::oauth2::parse_config(bytes)?),
+        RawAuth::Oauth2(_) => Some(crate::auth::oauth2::parse_config(bytes, env)?),
         _ => None,
     };
-    let gateway = build_gateway(raw, oauth2, headers)?;
+    let gateway = build_gateway(raw, oauth2, headers, env)?;
     let whole: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
     Ok((vec![gateway], None, vec![jwks_uri_object(&whole)]))
 }
@@ -129,7 +142,7 @@ fn within(i: usize) -> impl Fn(ConfigError) -> ConfigError {
     }
 }
 
-fn gateway_table(list: &[Value], headers: &Headers) -> Result<Built, ConfigError> {
+fn gateway_table(list: &[Value], headers: &Headers, env: Lookup<'_>) -> Result<Built, ConfigError> {
     if list.is_empty() {
         return Err(ConfigError::new(
             "gateways",
@@ -145,7 +158,7 @@ fn gateway_table(list: &[Value], headers: &Headers) -> Result<Built, ConfigError
         let raw: RawGateway = from_json(&bytes).map_err(within(i))?;
         let oauth2 = match raw.auth {
             RawAuth::Oauth2(_) => {
-                Some(crate::auth::oauth2::parse_config(&bytes).map_err(within(i))?)
+                Some(crate::auth::oauth2::parse_config(&bytes, env).map_err(within(i))?)
             }
             _ => None,
         };
@@ -155,7 +168,7 @@ fn gateway_table(list: &[Value], headers: &Headers) -> Result<Built, ConfigError
             path_prefix: raw.path_prefix.clone(),
             strip_prefix: raw.strip_prefix,
         });
-        gateways.push(build_gateway(raw, oauth2, headers).map_err(within(i))?);
+        gateways.push(build_gateway(raw, oauth2, headers, env).map_err(within(i))?);
         jwks_objects.push(jwks_uri_object(value));
     }
     let table = GatewayTable::compile(&specs).map_err(|e| ConfigError::new(e.path, e.message))?;
@@ -204,11 +217,12 @@ fn build_gateway(
     raw: RawGateway,
     oauth2: Option<OAuth2Auth>,
     headers: &Headers,
+    env: Lookup<'_>,
 ) -> Result<Gateway, ConfigError> {
     let select_header = optional_header("select_header", raw.select_header.as_deref())?;
     let (upstreams, percents_bp) = upstreams(&raw.primary, &raw.canaries)?;
     let canaries = canaries(raw.canaries, &percents_bp)?;
-    let auth = build_auth(raw.auth, oauth2)?;
+    let auth = build_auth(raw.auth, oauth2, env)?;
     let split = build_split(raw.split, &auth, &percents_bp)?;
     check_header_roles(headers, select_header.as_deref(), &split, &auth)?;
     Ok(Gateway {
@@ -400,10 +414,14 @@ fn build_split(
 }
 
 /// `oauth2` is the `auth` object already read by [`parse`] when the mode is oauth2.
-fn build_auth(raw: RawAuth, oauth2: Option<OAuth2Auth>) -> Result<Authenticator, ConfigError> {
+fn build_auth(
+    raw: RawAuth,
+    oauth2: Option<OAuth2Auth>,
+    env: Lookup<'_>,
+) -> Result<Authenticator, ConfigError> {
     Ok(match raw {
         RawAuth::None => Authenticator::None,
-        RawAuth::Basic(b) => Authenticator::Basic(b.build()?),
+        RawAuth::Basic(b) => Authenticator::Basic(b.build(env)?),
         RawAuth::AccessKey(a) => Authenticator::AccessKey(a.build()?),
         RawAuth::Oauth2(_) => match oauth2 {
             Some(o) => Authenticator::OAuth2(Box::new(o)),
@@ -611,7 +629,7 @@ mod tests {
             err(
                 r#"{"primary":"a","auth":{"mode":"oauth2","introspection":{"cluster":"i","path":"/i","client_id":"g","client_secret":7}}}"#
             ),
-            "auth.introspection.client_secret: must be a string"
+            "auth.introspection.client_secret: must be a string or {\"env\": \"NAME\"}"
         );
         // The oauth2 object is read first, so its errors come before the others.
         assert_eq!(

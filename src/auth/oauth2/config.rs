@@ -2,13 +2,14 @@
 //! field path (`auth.jwks.keys[0].kty: ...`) and never repeat a secret.
 
 use base64::Engine;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::introspection::{Endpoint, Introspection, Secret};
 use super::jwks::{build_key, KeySet, RawJwks, Strictness, Verifier, BASE64URL};
 use super::jwt::Rules;
 use super::{JwksUri, JwtConfig, OAuth2Auth};
 use crate::auth::DEFAULT_REALM;
+use crate::secret::{Lookup, SecretSource};
 use crate::validate::{from_json, in_range, non_empty, realm, ConfigError, Unique};
 use jwt_simple::prelude::HS256Key;
 
@@ -22,17 +23,6 @@ const MAX_TIMEOUT_MS: u64 = 60_000;
 const MAX_REFRESH_SECONDS: u64 = 86_400;
 const MAX_CACHE_SECONDS: u64 = 3_600;
 const MIN_HS256_SECRET_BYTES: usize = 32;
-
-/// A string that is never echoed, not even in a type error.
-pub(crate) struct SecretString(Secret);
-
-impl<'de> Deserialize<'de> for SecretString {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)
-            .map(|s| SecretString(Secret::new(s)))
-            .map_err(|_| serde::de::Error::custom("must be a string"))
-    }
-}
 
 /// The whole plugin configuration, read a second time for its `auth` object
 /// only (the first pass has validated everything else).
@@ -58,7 +48,7 @@ pub(crate) struct RawOAuth2 {
     #[serde(default)]
     jwks: Option<RawJwks>,
     #[serde(default)]
-    hs256_secret: Option<SecretString>,
+    hs256_secret: Option<SecretSource>,
     #[serde(default)]
     introspection: Option<RawIntrospection>,
     #[serde(default)]
@@ -92,7 +82,7 @@ struct RawIntrospection {
     #[serde(default)]
     authority: Option<String>,
     client_id: String,
-    client_secret: SecretString,
+    client_secret: SecretSource,
     #[serde(default)]
     cache_seconds: Option<u64>,
     #[serde(default)]
@@ -102,23 +92,25 @@ struct RawIntrospection {
 /// Reads and validates the `auth` object of a configuration whose
 /// `auth.mode` is `"oauth2"`. It is read from the original bytes so that
 /// errors keep their field paths (serde's internally tagged enums lose them).
-pub(crate) fn parse(config: &[u8]) -> Result<OAuth2Auth, ConfigError> {
+/// Secrets given as `{"env": "NAME"}` are looked up with `env`.
+pub(crate) fn parse(config: &[u8], env: Lookup<'_>) -> Result<OAuth2Auth, ConfigError> {
     let raw: AuthOnly = from_json(config)?;
-    raw.auth.build()
+    raw.auth.build(env)
 }
 
 impl RawOAuth2 {
     /// Checks in the order an operator reads them: realm, key sources and
     /// endpoints, then the claims rules.
-    fn build(self) -> Result<OAuth2Auth, ConfigError> {
+    fn build(self, env: Lookup<'_>) -> Result<OAuth2Auth, ConfigError> {
         let realm = realm("auth.realm", self.realm.as_deref().unwrap_or(DEFAULT_REALM))?;
         let local_keys = self.jwks.as_ref().map(local_keys).transpose()?;
-        let hs256 = self.hs256_secret.as_ref().map(hs256_key).transpose()?;
-        let jwks_uri = self.jwks_uri.map(RawJwksUri::build).transpose()?;
-        let introspection = self
-            .introspection
-            .map(RawIntrospection::build)
+        let hs256 = self
+            .hs256_secret
+            .as_ref()
+            .map(|s| hs256_key(s, env))
             .transpose()?;
+        let jwks_uri = self.jwks_uri.map(RawJwksUri::build).transpose()?;
+        let introspection = self.introspection.map(|i| i.build(env)).transpose()?;
 
         let verifies_jwts = local_keys.is_some() || jwks_uri.is_some() || hs256.is_some();
         if !verifies_jwts && introspection.is_none() {
@@ -185,9 +177,10 @@ fn local_keys(jwks: &RawJwks) -> Result<KeySet, ConfigError> {
     Ok(set)
 }
 
-fn hs256_key(secret: &SecretString) -> Result<Verifier, ConfigError> {
+fn hs256_key(secret: &SecretSource, env: Lookup<'_>) -> Result<Verifier, ConfigError> {
+    let secret = Secret::new(secret.resolve("auth.hs256_secret", env)?);
     let bytes = BASE64URL
-        .decode(secret.0.expose().as_bytes())
+        .decode(secret.expose().as_bytes())
         .ok()
         .filter(|b| b.len() >= MIN_HS256_SECRET_BYTES)
         .ok_or_else(|| {
@@ -223,7 +216,7 @@ impl RawJwksUri {
 }
 
 impl RawIntrospection {
-    fn build(self) -> Result<Introspection, ConfigError> {
+    fn build(self, env: Lookup<'_>) -> Result<Introspection, ConfigError> {
         let endpoint = endpoint(
             "auth.introspection",
             self.cluster,
@@ -232,10 +225,11 @@ impl RawIntrospection {
             self.timeout_ms,
         )?;
         non_empty("auth.introspection.client_id", &self.client_id)?;
-        non_empty(
-            "auth.introspection.client_secret",
-            self.client_secret.0.expose(),
-        )?;
+        let client_secret = Secret::new(
+            self.client_secret
+                .resolve("auth.introspection.client_secret", env)?,
+        );
+        non_empty("auth.introspection.client_secret", client_secret.expose())?;
         let cache_seconds = self.cache_seconds.unwrap_or(DEFAULT_CACHE_SECONDS);
         in_range(
             "auth.introspection.cache_seconds",
@@ -246,7 +240,7 @@ impl RawIntrospection {
         Ok(Introspection::new(
             endpoint,
             &self.client_id,
-            &self.client_secret.0,
+            &client_secret,
             cache_seconds,
         ))
     }

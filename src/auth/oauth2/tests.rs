@@ -51,13 +51,18 @@ fn document(v: Value) -> Vec<u8> {
 
 /// An oauth2 authenticator from the `auth` members (without `mode`).
 fn oauth2(v: Value) -> OAuth2Auth {
-    parse_config(&document(v)).unwrap()
+    parse_config(&document(v), &no_env).unwrap()
+}
+
+/// An environment where no variable is set.
+fn no_env(_: &str) -> Option<String> {
+    None
 }
 
 /// The error of the `auth` object, as an operator reads it (the whole
 /// configuration passes it on unchanged: `config::tests`).
 fn config_error(v: Value) -> String {
-    parse_config(&document(v)).unwrap_err().to_string()
+    parse_config(&document(v), &no_env).unwrap_err().to_string()
 }
 
 /// Local JWKS from the fixtures, issuer and audience of the fixtures.
@@ -873,8 +878,106 @@ fn the_client_secret_is_never_echoed() {
         let e = config_error(json!({
             "introspection": {"cluster": "idp", "path": "/i", "client_id": "g", "client_secret": secret}
         }));
-        assert_eq!(e, "auth.introspection.client_secret: must be a string");
+        assert_eq!(
+            e,
+            "auth.introspection.client_secret: must be a string or {\"env\": \"NAME\"}"
+        );
     }
     let e = config_error(json!({"issuer": "i", "audiences": ["a"], "hs256_secret": 123456789}));
-    assert_eq!(e, "auth.hs256_secret: must be a string");
+    assert_eq!(
+        e,
+        "auth.hs256_secret: must be a string or {\"env\": \"NAME\"}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Secrets from the environment
+// ---------------------------------------------------------------------------
+
+fn with_env(v: Value, vars: &[(&str, &str)]) -> Result<OAuth2Auth, String> {
+    let vars: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parse_config(&document(v), &|name| vars.get(name).cloned()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn secrets_can_come_from_environment_variables() {
+    let secret = hs256_secret();
+    let a = with_env(
+        json!({
+            "issuer": "https://idp.example.com",
+            "audiences": ["models"],
+            "hs256_secret": {"env": "JWT_HS256_SECRET"},
+            "introspection": {"cluster": "idp", "path": "/i", "client_id": "gateway",
+                              "client_secret": {"env": "IDP_CLIENT_SECRET"}}
+        }),
+        // A trailing newline, as a Secret made from a file has, is not part of the value.
+        &[
+            ("JWT_HS256_SECRET", &format!("{secret}\n")),
+            ("IDP_CLIENT_SECRET", "s3cret-value\n"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(accept(check(&a, "hs256_shared_secret")).0, "carol");
+    let (call, _) = introspect(&a, &mut state(), "opaque-1", NOW);
+    let authorization = call
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "authorization")
+        .map(|(_, v)| v.clone());
+    // base64("gateway:s3cret-value")
+    assert_eq!(
+        authorization.as_deref(),
+        Some("Basic Z2F0ZXdheTpzM2NyZXQtdmFsdWU=")
+    );
+    let dbg = format!("{a:?}");
+    assert!(!dbg.contains("s3cret") && !dbg.contains(&secret), "{dbg}");
+}
+
+#[test]
+fn a_missing_or_unusable_variable_is_named_and_its_value_never_echoed() {
+    let introspection = |secret: Value| {
+        json!({"introspection": {"cluster": "idp", "path": "/i", "client_id": "g",
+                                 "client_secret": secret}})
+    };
+    assert_eq!(
+        with_env(introspection(json!({"env": "IDP_CLIENT_SECRET"})), &[]).err(),
+        Some(
+            "auth.introspection.client_secret: environment variable IDP_CLIENT_SECRET is not set"
+                .into()
+        )
+    );
+    assert_eq!(
+        with_env(
+            introspection(json!({"env": "IDP_CLIENT_SECRET"})),
+            &[("IDP_CLIENT_SECRET", "")]
+        )
+        .err(),
+        Some(
+            "auth.introspection.client_secret: environment variable IDP_CLIENT_SECRET is empty"
+                .into()
+        )
+    );
+    let hs256 = |vars: &[(&str, &str)]| {
+        with_env(
+            json!({"issuer": "i", "audiences": ["a"], "hs256_secret": {"env": "JWT_KEY"}}),
+            vars,
+        )
+        .err()
+    };
+    assert_eq!(
+        hs256(&[]),
+        Some("auth.hs256_secret: environment variable JWT_KEY is not set".into())
+    );
+    // Too short: the message is the field's, without the value.
+    assert_eq!(
+        hs256(&[("JWT_KEY", "c2hvcnQtc2VjcmV0")]),
+        Some("auth.hs256_secret: must be base64url of at least 32 random bytes".into())
+    );
+    assert_eq!(
+        with_env(introspection(json!({"env": ""})), &[]).err(),
+        Some("auth.introspection.client_secret.env: must not be empty".into())
+    );
 }
