@@ -352,7 +352,9 @@ impl HostMap {
         let mut i = home(hash, self.shift);
         for _ in 0..self.slots.len() {
             let slot = self.slots.get(i)?.as_ref()?;
-            if slot.hash == hash && slot.key.eq_ignore_ascii_case(key) {
+            // Request hosts are nearly always lowercase already: try the plain
+            // (vectorized) comparison first.
+            if slot.hash == hash && (*slot.key == *key || slot.key.eq_ignore_ascii_case(key)) {
                 return Some(slot.group);
             }
             i = (i + 1) & mask;
