@@ -157,13 +157,21 @@ pub(super) fn split_authority(authority: &[u8]) -> Authority<'_> {
             None => Authority::Unusable,
         };
     }
-    let (host, rest) = match authority.iter().position(|&b| b == b':') {
-        Some(colon) => authority.split_at(colon),
-        None => (authority, &[][..]),
+    // A port is at the end: look for its ':' among the last six bytes only. A
+    // ':' further left stays in the host, and the walk refuses it.
+    let tail = authority.len().saturating_sub(6);
+    let colon = authority
+        .get(tail..)
+        .and_then(|last| last.iter().rposition(|&b| b == b':'));
+    let host = match colon.and_then(|at| authority.split_at_checked(tail + at)) {
+        Some((host, port)) => {
+            if !is_port(port) {
+                return Authority::Unusable;
+            }
+            host
+        }
+        _ => authority,
     };
-    if !is_port(rest) {
-        return Authority::Unusable;
-    }
     let host = host.strip_suffix(b".").unwrap_or(host);
     if host.is_empty() {
         return Authority::Unusable;
@@ -270,7 +278,10 @@ pub(super) fn walk_name<'a>(
     }
     let mut hash = HASH_SEED;
     let (mut labels, mut label_len) = (0usize, 0usize);
-    for (i, &b) in name.iter().enumerate().rev() {
+    // Index of the byte being looked at, counted down alongside the iterator.
+    let mut at = name.len();
+    for &b in name.iter().rev() {
+        at = at.saturating_sub(1);
         match NAME_BYTES.get(usize::from(b)).copied().unwrap_or(0) {
             0 => return None,
             b'.' => {
@@ -280,7 +291,7 @@ pub(super) fn walk_name<'a>(
                 labels += 1;
                 label_len = 0;
                 if labels <= max_labels {
-                    on_suffix(hash, name.get(i + 1..)?);
+                    on_suffix(hash, name.get(at + 1..)?);
                 }
                 hash = hash_step(hash, b'.');
             }
