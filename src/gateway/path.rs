@@ -440,5 +440,8 @@ fn is_prefix_char(c: char) -> bool {
 /// the normalized `path` on a segment boundary: `/fraud` matches `/fraud`,
 /// `/fraud/` and `/fraud/score`, not `/fraudulent`.
 pub(super) fn prefix_matches(path: &[u8], prefix: &[u8]) -> bool {
+    if prefix.is_empty() {
+        return true; // the root; `path` starts with '/'
+    }
     path.starts_with(prefix) && matches!(path.get(prefix.len()), None | Some(b'/'))
 }
