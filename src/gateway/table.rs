@@ -74,7 +74,7 @@ struct Route {
 ///
 /// Layout: every distinct host pattern is a *group* holding its gateways' routes
 /// sorted longest prefix first. Exact hosts and wildcard suffixes are two
-/// open-addressing maps ([`HostMap`]) from the canonical host to a group; `*` is
+/// open-addressing maps (`HostMap`) from the canonical host to a group; `*` is
 /// one optional group. A request host is first looked up whole (hashed eight
 /// bytes at a time; a hit is valid by construction). On a miss, and only if
 /// wildcards are configured, it is walked once, right to left, which checks it
