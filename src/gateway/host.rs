@@ -281,11 +281,12 @@ pub(super) fn exact_hash(host: &[u8]) -> u64 {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let word = rest
-            .iter()
-            .rev()
-            .fold(0u64, |w, &b| (w << 8) | u64::from(b | 0x20));
-        hash = mix(hash, word);
+        // Zero-padded: the padding folds to 0x20 alike in keys of one length.
+        let mut last = [0u8; 8];
+        if let Some(head) = last.get_mut(..rest.len()) {
+            head.copy_from_slice(rest);
+        }
+        hash = mix(hash, u64::from_le_bytes(last) | FOLD);
     }
     hash
 }
