@@ -157,13 +157,21 @@ pub(super) fn split_authority(authority: &[u8]) -> Authority<'_> {
             None => Authority::Unusable,
         };
     }
-    let (host, rest) = match authority.iter().position(|&b| b == b':') {
-        Some(colon) => authority.split_at(colon),
-        None => (authority, &[][..]),
+    // A port is at the end: look for its ':' among the last six bytes only. A
+    // ':' further left stays in the host, and the walk refuses it.
+    let tail = authority.len().saturating_sub(6);
+    let colon = authority
+        .get(tail..)
+        .and_then(|last| last.iter().rposition(|&b| b == b':'));
+    let host = match colon.and_then(|at| authority.split_at_checked(tail + at)) {
+        Some((host, port)) => {
+            if !is_port(port) {
+                return Authority::Unusable;
+            }
+            host
+        }
+        _ => authority,
     };
-    if !is_port(rest) {
-        return Authority::Unusable;
-    }
     let host = host.strip_suffix(b".").unwrap_or(host);
     if host.is_empty() {
         return Authority::Unusable;
@@ -244,22 +252,53 @@ fn hash_step(hash: u64, b: u8) -> u64 {
     (hash ^ u64::from(b)).wrapping_mul(HASH_PRIME)
 }
 
-/// The hash [`HostMap`] keys are stored under: FNV-1a over the canonical bytes
-/// taken from the *last* to the first, so that one right-to-left pass over a
-/// request host ([`walk_name`]) yields the hash of every suffix on the way.
-pub(super) fn host_hash(canonical: &[u8]) -> u64 {
+/// The hash of wildcard suffixes: FNV-1a over the canonical bytes taken from
+/// the *last* to the first, so that one right-to-left pass over a request host
+/// ([`walk_name`]) yields the hash of every suffix on the way.
+pub(super) fn suffix_hash(canonical: &[u8]) -> u64 {
     canonical
         .iter()
         .rev()
         .fold(HASH_SEED, |h, &b| hash_step(h, b))
 }
 
+/// Sets the 0x20 bit of every byte: lowercases ASCII letters and leaves digits,
+/// `-` and `.` as they are. It also turns `_` into DEL, which no host may
+/// contain, so it stays one-to-one on valid host bytes.
+const FOLD: u64 = 0x2020_2020_2020_2020;
+
+/// The hash of exact hosts, eight bytes at a time over the case-folded bytes:
+/// an exact lookup needs no pass byte by byte. Hosts equal but for ASCII case
+/// hash alike.
+pub(super) fn exact_hash(host: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut hash = mix(HASH_SEED, host.len() as u64);
+    let mut chunks = host.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let word = <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes);
+        hash = mix(hash, word | FOLD);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // Zero-padded: the padding folds to 0x20 alike in keys of one length.
+        let mut last = [0u8; 8];
+        if let Some(head) = last.get_mut(..rest.len()) {
+            head.copy_from_slice(rest);
+        }
+        hash = mix(hash, u64::from_le_bytes(last) | FOLD);
+    }
+    hash
+}
+
 /// Walks a request host name (from [`split_authority`]) from right to left:
 /// checks it (at most 253 bytes, labels of letters, digits, `-`, `_`, none
-/// empty) and returns the [`host_hash`] of its lowercase form, or `None` when it
+/// empty) and returns the [`suffix_hash`] of its lowercase form, or `None` when it
 /// is not a usable name. On the way, for the suffix after each `.` with at most
 /// `max_labels` labels (shortest first), calls `on_suffix(hash, suffix)`:
 /// `x.y.example.com` gives `com`, `example.com`, `y.example.com`.
+// Not inlined: on its own the loop keeps the hash in a register.
+#[inline(never)]
 pub(super) fn walk_name<'a>(
     name: &'a [u8],
     max_labels: usize,
@@ -270,7 +309,10 @@ pub(super) fn walk_name<'a>(
     }
     let mut hash = HASH_SEED;
     let (mut labels, mut label_len) = (0usize, 0usize);
-    for (i, &b) in name.iter().enumerate().rev() {
+    // Index of the byte being looked at, counted down alongside the iterator.
+    let mut at = name.len();
+    for &b in name.iter().rev() {
+        at = at.saturating_sub(1);
         match NAME_BYTES.get(usize::from(b)).copied().unwrap_or(0) {
             0 => return None,
             b'.' => {
@@ -280,7 +322,7 @@ pub(super) fn walk_name<'a>(
                 labels += 1;
                 label_len = 0;
                 if labels <= max_labels {
-                    on_suffix(hash, name.get(i + 1..)?);
+                    on_suffix(hash, name.get(at + 1..)?);
                 }
                 hash = hash_step(hash, b'.');
             }
@@ -294,10 +336,11 @@ pub(super) fn walk_name<'a>(
 }
 
 /// An immutable open-addressing map from canonical host bytes (exact hosts, or
-/// wildcard suffixes) to a group, looked up with a precomputed [`host_hash`]
-/// and compared ASCII-case-insensitively, so a request host is never copied or
-/// lowercased. Built at configure time; a lookup allocates nothing. The keys
-/// are the operator's, so a client cannot grow a probe chain.
+/// wildcard suffixes) to a group, looked up with a hash the caller computed
+/// (with the function the map was built with: [`exact_hash`] or
+/// [`suffix_hash`]) and compared ASCII-case-insensitively, so a request host is
+/// never copied or lowercased. Built at configure time; a lookup allocates
+/// nothing. The keys are the operator's, so a client cannot grow a probe chain.
 #[derive(Debug)]
 pub(super) struct HostMap {
     slots: Box<[Option<Slot>]>,
@@ -313,15 +356,16 @@ struct Slot {
 }
 
 impl HostMap {
-    /// `entries` are canonical (lowercase) keys, each once.
-    pub(super) fn new(entries: Vec<(Vec<u8>, usize)>) -> Self {
+    /// `entries` are canonical (lowercase) keys, each once, stored under
+    /// `hash(key)`.
+    pub(super) fn new(entries: Vec<(Vec<u8>, usize)>, hash: fn(&[u8]) -> u64) -> Self {
         let capacity = entries.len().saturating_mul(2).next_power_of_two().max(8);
         let mut slots: Box<[Option<Slot>]> = (0..capacity).map(|_| None).collect();
         let shift = 64 - capacity.trailing_zeros();
         let mask = capacity - 1;
         let len = entries.len();
         for (key, group) in entries {
-            let hash = host_hash(&key);
+            let hash = hash(&key);
             let mut i = home(hash, shift);
             // Half full at most, so a free slot is always found.
             while let Some(Some(_)) = slots.get(i) {
@@ -342,8 +386,8 @@ impl HostMap {
         self.len == 0
     }
 
-    /// The group of `key` (any case), whose [`host_hash`] of the lowercase
-    /// form is `hash`.
+    /// The group of `key` (any case), whose hash (by the map's function, of
+    /// the lowercase form) is `hash`.
     pub(super) fn get(&self, hash: u64, key: &[u8]) -> Option<usize> {
         if self.len == 0 {
             return None;
@@ -352,7 +396,9 @@ impl HostMap {
         let mut i = home(hash, self.shift);
         for _ in 0..self.slots.len() {
             let slot = self.slots.get(i)?.as_ref()?;
-            if slot.hash == hash && slot.key.eq_ignore_ascii_case(key) {
+            // Request hosts are nearly always lowercase already: try the plain
+            // (vectorized) comparison first.
+            if slot.hash == hash && (*slot.key == *key || slot.key.eq_ignore_ascii_case(key)) {
                 return Some(slot.group);
             }
             i = (i + 1) & mask;

@@ -27,6 +27,21 @@
 //!    `/score`, `/fraud` -> `/`, `/fraud?x=1` -> `/?x=1`, `//fraud/./score?x=1`
 //!    -> `/score?x=1`. Building it from the normalized path is what makes the
 //!    removed part exactly the part that was matched.
+//!
+//! # Cost per request
+//!
+//! No heap allocation for a path that needs no normalization; one buffer (at
+//! most the length of `:path`) when it does, reused for a stripped path. The
+//! path is scanned once (runs of ordinary bytes in a tight loop); an exact host
+//! is hashed eight bytes at a time and looked up once; wildcards cost one
+//! right-to-left walk and a lookup per label of the longest configured
+//! wildcard. `benches/gateways.rs` measures it (`cargo bench --bench gateways`).
+//!
+//! # Metrics
+//!
+//! [`stats`] builds the metric names with the gateway, upstream, reason or class
+//! as labels, in the `TAG=.=VALUE;.;` encoding Istio's stats tags extract, and
+//! gives the `stats_tags` a plain Envoy bootstrap needs for the same series.
 
 mod error;
 pub mod host;

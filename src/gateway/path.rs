@@ -185,12 +185,12 @@ pub(super) fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// What a byte of the path part is, for [`scan`].
+/// What a byte of the path part is, for [`scan`]. `.` is plain: dot segments
+/// are recognised a whole segment at a time.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
     Plain,
     Slash,
-    Dot,
     Percent,
     Query,
     Nul,
@@ -201,7 +201,6 @@ enum Class {
 const fn class_of(b: u8) -> Class {
     match b {
         b'/' => Class::Slash,
-        b'.' => Class::Dot,
         b'%' => Class::Percent,
         b'?' => Class::Query,
         0 => Class::Nul,
@@ -232,38 +231,42 @@ fn class(b: u8) -> Class {
         .unwrap_or(Class::Forbidden)
 }
 
+/// Whether a raw segment is removed or merged by steps 3-4 (`.`, `..`; an
+/// empty segment other than the last is checked by the caller).
+fn is_dot_segment(segment: &[u8]) -> bool {
+    segment == b"." || segment == b".."
+}
+
 /// Step 1, in one pass over `raw` (which starts with `/`): refuses what is
 /// ambiguous, finds where the path part ends (the first `?`), and tells whether
 /// steps 2-4 would change anything: an encoded unreserved character, an empty
-/// segment other than the last, a `.` or `..` segment.
+/// segment other than the last, a `.` or `..` segment. Runs of ordinary bytes
+/// are skipped in a tight loop; only `/`, `%` and what ends or refuses the path
+/// are looked at one by one.
 fn scan(raw: &[u8]) -> Result<(usize, bool), PathError> {
     let mut needs_work = false;
-    // Bytes of the path part seen so far (the leading '/' included).
-    let mut path_len: usize = 1;
-    // Length of the current segment, and how many of its bytes are '.'.
-    let (mut segment, mut dots) = (0usize, 0usize);
-    let mut bytes = raw.get(1..).unwrap_or_default().iter();
-    while let Some(&b) = bytes.next() {
-        let class = class(b);
-        if class == Class::Query {
+    let mut at: usize = 1; // raw[0] is '/'
+    let mut segment_start: usize = 1;
+    loop {
+        let rest = raw.get(at..).unwrap_or_default();
+        at += rest
+            .iter()
+            .position(|&b| class(b) != Class::Plain)
+            .unwrap_or(rest.len());
+        let Some(&b) = raw.get(at) else {
             break;
-        }
-        path_len += 1;
-        match class {
-            Class::Plain => segment += 1,
-            Class::Dot => {
-                segment += 1;
-                dots += 1;
-            }
+        };
+        match class(b) {
             Class::Slash => {
-                // An empty segment followed by another one, or `.` / `..`.
-                if segment == 0 || (segment == dots && segment <= 2) {
+                let segment = raw.get(segment_start..at).unwrap_or_default();
+                if segment.is_empty() || is_dot_segment(segment) {
                     needs_work = true;
                 }
-                (segment, dots) = (0, 0);
+                at += 1;
+                segment_start = at;
             }
             Class::Percent => {
-                let (Some(&h), Some(&l)) = (bytes.next(), bytes.next()) else {
+                let (Some(&h), Some(&l)) = (raw.get(at + 1), raw.get(at + 2)) else {
                     return Err(PathError::BadPercentEncoding);
                 };
                 let (Some(h), Some(l)) = (hex(h), hex(l)) else {
@@ -275,20 +278,20 @@ fn scan(raw: &[u8]) -> Result<(usize, bool), PathError> {
                     decoded if is_unreserved(decoded) => needs_work = true,
                     _ => {}
                 }
-                path_len += 2;
-                segment += 3;
+                at += 3;
             }
+            Class::Query => break,
             Class::Nul => return Err(PathError::Nul),
             Class::Backslash => return Err(PathError::Backslash),
             Class::Forbidden => return Err(PathError::ForbiddenByte),
-            Class::Query => {}
+            Class::Plain => at += 1, // not reached: skipped above
         }
     }
     // The last segment may be empty (a trailing '/'), not `.` or `..`.
-    if segment > 0 && segment == dots && segment <= 2 {
+    if is_dot_segment(raw.get(segment_start..at).unwrap_or_default()) {
         needs_work = true;
     }
-    Ok((path_len, needs_work))
+    Ok((at, needs_work))
 }
 
 /// Appends `segment` to `out` with unreserved characters decoded. The segment
@@ -437,5 +440,8 @@ fn is_prefix_char(c: char) -> bool {
 /// the normalized `path` on a segment boundary: `/fraud` matches `/fraud`,
 /// `/fraud/` and `/fraud/score`, not `/fraudulent`.
 pub(super) fn prefix_matches(path: &[u8], prefix: &[u8]) -> bool {
+    if prefix.is_empty() {
+        return true; // the root; `path` starts with '/'
+    }
     path.starts_with(prefix) && matches!(path.get(prefix.len()), None | Some(b'/'))
 }

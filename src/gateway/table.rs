@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use super::host::{host_hash, split_authority, walk_name, Authority, HostMap, HostPattern};
+use super::host::{
+    exact_hash, split_authority, suffix_hash, walk_name, Authority, HostMap, HostPattern,
+};
 use super::path::{check_prefix, normalize, prefix_matches, PathError};
 use super::{validate_names, GatewayError};
 
@@ -72,13 +74,14 @@ struct Route {
 ///
 /// Layout: every distinct host pattern is a *group* holding its gateways' routes
 /// sorted longest prefix first. Exact hosts and wildcard suffixes are two
-/// open-addressing maps ([`HostMap`]) from the canonical host to a group; `*` is
-/// one optional group. A request host is walked once, right to left, which
-/// checks it and hashes it and every suffix on the way; a wildcard lookup is
-/// made only for suffixes with at most as many labels as the longest configured
-/// wildcard, and the exact lookup once at the end. Then the chosen group's
-/// prefixes are tried, longest first. With only `*` gateways the host is not
-/// looked at.
+/// open-addressing maps (`HostMap`) from the canonical host to a group; `*` is
+/// one optional group. A request host is first looked up whole (hashed eight
+/// bytes at a time; a hit is valid by construction). On a miss, and only if
+/// wildcards are configured, it is walked once, right to left, which checks it
+/// and hashes every suffix on the way; a wildcard lookup is made only for
+/// suffixes with at most as many labels as the longest configured wildcard.
+/// Then the chosen group's prefixes are tried, longest first. With only `*`
+/// gateways the host is not looked at.
 #[derive(Debug)]
 pub struct GatewayTable {
     names: Vec<String>,
@@ -175,8 +178,8 @@ impl GatewayTable {
         let table = GatewayTable {
             names: specs.iter().map(|s| s.name.clone()).collect(),
             groups,
-            exact: HostMap::new(exact),
-            wildcard: HostMap::new(wildcard),
+            exact: HostMap::new(exact, exact_hash),
+            wildcard: HostMap::new(wildcard, suffix_hash),
             any,
             wildcard_labels,
         };
@@ -222,23 +225,28 @@ impl GatewayTable {
         }
         let found = match authority.map(split_authority) {
             Some(Authority::Name(name)) => {
-                let mut longest_wildcard = None;
-                // Suffixes come shortest first: the last hit is the longest.
-                let max_labels = if self.wildcard.is_empty() {
-                    0
+                // A host equal to a configured one is valid: no check needed.
+                let exact = if self.exact.is_empty() {
+                    None
                 } else {
-                    self.wildcard_labels
+                    self.exact.get(exact_hash(name), name)
                 };
-                let hash = walk_name(name, max_labels, |hash, suffix| {
-                    if let Some(group) = self.wildcard.get(hash, suffix) {
-                        longest_wildcard = Some(group);
-                    }
-                });
-                hash.and_then(|hash| self.exact.get(hash, name).or(longest_wildcard))
+                if exact.is_some() || self.wildcard.is_empty() {
+                    exact
+                } else {
+                    // Suffixes come shortest first: the last hit is the longest.
+                    let mut longest = None;
+                    let valid = walk_name(name, self.wildcard_labels, |hash, suffix| {
+                        if let Some(group) = self.wildcard.get(hash, suffix) {
+                            longest = Some(group);
+                        }
+                    });
+                    valid.and(longest)
+                }
             }
             Some(Authority::Ipv6(text)) => {
                 let text = text.as_bytes();
-                self.exact.get(host_hash(text), text)
+                self.exact.get(exact_hash(text), text)
             }
             Some(Authority::Unusable) | None => None,
         };

@@ -1,5 +1,5 @@
 use crate::gateway::host::{
-    host_hash, split_authority, walk_name, Authority, HostMap, HostPattern,
+    exact_hash, split_authority, suffix_hash, walk_name, Authority, HostMap, HostPattern,
 };
 
 /// The host a request is matched on, as the table sees it; `None`: only `*`.
@@ -7,7 +7,7 @@ fn host(authority: &[u8]) -> Option<String> {
     match split_authority(authority) {
         Authority::Name(name) => walk_name(name, 0, |_, _| unreachable!()).map(|hash| {
             let lower = name.to_ascii_lowercase();
-            assert_eq!(hash, host_hash(&lower), "{lower:?}");
+            assert_eq!(hash, suffix_hash(&lower), "{lower:?}");
             String::from_utf8(lower).unwrap()
         }),
         Authority::Ipv6(text) => Some(String::from_utf8(text.as_bytes().to_vec()).unwrap()),
@@ -158,10 +158,10 @@ fn walking_a_name_hashes_every_suffix_shortest_first() {
     let mut seen = Vec::new();
     let hash = walk_name(b"X.y.Example.COM", 3, |hash, suffix| {
         let lower = suffix.to_ascii_lowercase();
-        assert_eq!(hash, host_hash(&lower));
+        assert_eq!(hash, suffix_hash(&lower));
         seen.push(String::from_utf8(suffix.to_vec()).unwrap());
     });
-    assert_eq!(hash, Some(host_hash(b"x.y.example.com")));
+    assert_eq!(hash, Some(suffix_hash(b"x.y.example.com")));
     assert_eq!(seen, ["COM", "Example.COM", "y.Example.COM"]);
     let mut count = 0;
     walk_name(b"a.b.c.d.e", 2, |_, _| count += 1);
@@ -177,12 +177,12 @@ fn host_maps_find_keys_in_any_case_and_nothing_else() {
     let keys: Vec<(Vec<u8>, usize)> = (0..1000)
         .map(|i| (format!("tenant-{i}.models.example.com").into_bytes(), i))
         .collect();
-    let map = HostMap::new(keys.clone());
+    let map = HostMap::new(keys.clone(), suffix_hash);
     assert!(!map.is_empty());
     for (key, group) in &keys {
-        assert_eq!(map.get(host_hash(key), key), Some(*group));
+        assert_eq!(map.get(suffix_hash(key), key), Some(*group));
         let upper = key.to_ascii_uppercase();
-        assert_eq!(map.get(host_hash(key), &upper), Some(*group));
+        assert_eq!(map.get(suffix_hash(key), &upper), Some(*group));
     }
     for miss in [
         "tenant-1000.models.example.com",
@@ -191,25 +191,63 @@ fn host_maps_find_keys_in_any_case_and_nothing_else() {
         "x",
     ] {
         assert_eq!(
-            map.get(host_hash(miss.as_bytes()), miss.as_bytes()),
+            map.get(suffix_hash(miss.as_bytes()), miss.as_bytes()),
             None,
             "{miss}"
         );
     }
     // A wrong hash finds nothing even for a present key.
     assert_eq!(
-        map.get(host_hash(b"x"), b"tenant-1.models.example.com"),
+        map.get(suffix_hash(b"x"), b"tenant-1.models.example.com"),
         None
     );
-    let empty = HostMap::new(Vec::new());
+    let empty = HostMap::new(Vec::new(), suffix_hash);
     assert!(empty.is_empty());
-    assert_eq!(empty.get(host_hash(b"a"), b"a"), None);
+    assert_eq!(empty.get(suffix_hash(b"a"), b"a"), None);
     // Colliding home slots: every key of a tiny map is still found.
-    let small = HostMap::new((0..4).map(|i| (vec![b'a' + i], usize::from(i))).collect());
+    let small = HostMap::new(
+        (0..4).map(|i| (vec![b'a' + i], usize::from(i))).collect(),
+        suffix_hash,
+    );
     for i in 0..4u8 {
         assert_eq!(
-            small.get(host_hash(&[b'a' + i]), &[b'a' + i]),
+            small.get(suffix_hash(&[b'a' + i]), &[b'a' + i]),
             Some(usize::from(i))
+        );
+    }
+}
+
+#[test]
+fn exact_hashes_ignore_ascii_case_and_nothing_else() {
+    let hosts: &[&[u8]] = &[
+        b"a",
+        b"a.example.com",
+        b"tenant-417.models.example.com",
+        b"exactly8",
+        b"exactly8.exactly8",
+        b"[::ffff:10.0.0.1]",
+        b"my_service.internal",
+    ];
+    for host in hosts {
+        assert_eq!(exact_hash(host), exact_hash(&host.to_ascii_uppercase()));
+        for other in hosts {
+            assert_eq!(exact_hash(host) == exact_hash(other), host == other);
+        }
+    }
+    // '_' folds to DEL, which is not a host byte: still distinct from other bytes.
+    assert_ne!(exact_hash(b"a_b"), exact_hash(b"a-b"));
+    assert_ne!(exact_hash(b"a"), exact_hash(b"a\0"));
+    let keys: Vec<(Vec<u8>, usize)> = (0..1000)
+        .map(|i| (format!("tenant-{i}.models.example.com").into_bytes(), i))
+        .collect();
+    let map = HostMap::new(keys.clone(), exact_hash);
+    for (key, group) in &keys {
+        assert_eq!(
+            map.get(
+                exact_hash(&key.to_ascii_uppercase()),
+                &key.to_ascii_uppercase()
+            ),
+            Some(*group)
         );
     }
 }
