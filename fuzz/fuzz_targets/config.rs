@@ -280,10 +280,10 @@ fn check(bytes: &[u8]) {
         Ok(plan) => {
             // Only a whole JSON document is a configuration (not its first part).
             assert!(serde_json::from_slice::<Value>(bytes).is_ok());
-            let edges = plan.split.edges();
+            let edges = plan.gateways[0].split.edges();
             assert!(edges.windows(2).all(|w| w[0] <= w[1]), "{edges:?}");
             assert!(edges.iter().all(|&e| e <= 10_000), "{edges:?}");
-            assert_eq!(plan.upstreams.len(), edges.len() + 1);
+            assert_eq!(plan.gateways[0].upstreams.len(), edges.len() + 1);
             let dbg = format!("{plan:?}");
             assert!(!dbg.contains(SECRET), "{dbg}");
             assert!(digest_in_input || !dbg.contains("5en6G6"), "{dbg}");

@@ -87,7 +87,7 @@ fn body(u: &mut Unstructured) -> Result<Vec<u8>> {
 }
 
 fn run(u: &mut Unstructured, plan: &Plan) -> Result<()> {
-    let Authenticator::OAuth2(o) = &plan.auth else {
+    let Authenticator::OAuth2(o) = &plan.gateways[0].auth else {
         panic!("not an oauth2 plan");
     };
     let status = match u.int_in_range(0..=7)? {

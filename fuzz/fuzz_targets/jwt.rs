@@ -268,7 +268,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         let (token, signed) = text(&t, f);
-        let Authenticator::OAuth2(o) = &f.plan.auth else {
+        let Authenticator::OAuth2(o) = &f.plan.gateways[0].auth else {
             panic!("not an oauth2 plan");
         };
         let mut state = OAuth2State::new(4, 4);

@@ -122,10 +122,10 @@ fuzz_target!(|data: &[u8]| {
     };
     PLANS.with(|plans| {
         for (i, plan) in plans.iter().enumerate() {
-            let mut state = State::new(1, 4);
+            let mut state = State::new(1, 4, 1);
             match plan.decide(&req, &mut state, 0) {
                 Outcome::Forward(d) => {
-                    assert!(plan.upstreams.iter().any(|u| u == d.upstream_name));
+                    assert!(plan.gateways[0].upstreams.iter().any(|u| u == d.upstream_name));
                     if let Some(p) = &d.new_path {
                         assert_eq!(query_param(p, "api_key"), None);
                     }
@@ -138,7 +138,10 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(presented.as_deref(), Some(&b"k1"[..]));
                     }
                 }
-                Outcome::Refuse(r) => assert_eq!(i, 0, "only the key plan refuses: {r:?}"),
+                Outcome::Refuse { denial, .. } => {
+                    assert_eq!(i, 0, "only the key plan refuses: {denial:?}")
+                }
+                Outcome::Pass => panic!("one gateway takes every request"),
                 Outcome::Wait(w) => panic!("nothing to wait for: {w:?}"),
             }
         }
