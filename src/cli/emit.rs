@@ -134,10 +134,20 @@ fn rank(key: &str) -> usize {
     ORDER.iter().position(|k| *k == key).unwrap_or(ORDER.len())
 }
 
+/// Keys that lead their object whatever [`ORDER`] says: a split says `by`
+/// before its `name` (a canary or a gateway says `name` first).
+const LEADING: &[&str] = &["@type", "by"];
+
 /// A map's entries in print order.
 fn ordered(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    let lead = |k: &str| !LEADING.contains(&k);
+    entries.sort_by(|(a, _), (b, _)| {
+        lead(a)
+            .cmp(&lead(b))
+            .then_with(|| rank(a).cmp(&rank(b)))
+            .then_with(|| a.cmp(b))
+    });
     entries
 }
 

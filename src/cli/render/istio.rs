@@ -81,8 +81,8 @@ struct Dest {
 impl Dest {
     fn to_json(&self) -> Value {
         let mut d = json!({"host": self.host, "port": {"number": self.port}});
-        if let Some(s) = &self.subset {
-            d["subset"] = json!(s);
+        if let (Some(s), Some(obj)) = (&self.subset, d.as_object_mut()) {
+            obj.insert("subset".to_string(), json!(s));
         }
         json!([{"destination": d}])
     }
@@ -222,8 +222,8 @@ pub fn manifests(plan: &Plan, config: &Value, o: &Options) -> Result<Manifests, 
             let d = destination(g.upstream_name(0), o)?;
             let prefix = listens_on(g, with_table).1;
             let mut entry = json!({"name": format!("{}-primary", g.name), "route": d.to_json()});
-            if prefix != "/" {
-                entry["match"] = json!([{"uri": {"prefix": prefix}}]);
+            if let (true, Some(obj)) = (prefix != "/", entry.as_object_mut()) {
+                obj.insert("match".to_string(), json!([{"uri": {"prefix": prefix}}]));
             }
             http.push(entry);
         }
@@ -306,8 +306,8 @@ pub fn manifests(plan: &Plan, config: &Value, o: &Options) -> Result<Manifests, 
         "pluginName": "canary-gate",
         "pluginConfig": config,
     });
-    if let Some(h) = &o.sha256 {
-        spec["sha256"] = json!(h);
+    if let (Some(h), Some(obj)) = (&o.sha256, spec.as_object_mut()) {
+        obj.insert("sha256".to_string(), json!(h));
     }
     let mut wasm_plugin = Doc::new(json!({
         "apiVersion": "extensions.istio.io/v1alpha1",

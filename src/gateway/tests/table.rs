@@ -247,7 +247,7 @@ fn paths_are_matched_after_normalization() {
 }
 
 /// The `:path` to forward for a stripping gateway, and whether it borrows.
-fn stripped<'p>(t: &GatewayTable, path: &'p [u8]) -> (String, bool) {
+fn stripped(t: &GatewayTable, path: &[u8]) -> (String, bool) {
     match t.select(Some(b"h"), path) {
         Match::Gateway { strip: Some(p), .. } => {
             let borrowed = matches!(p, Cow::Borrowed(_));
