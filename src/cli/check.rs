@@ -6,12 +6,14 @@ use serde_json::{json, Value};
 
 use super::input::{self, parse_like_the_filter};
 use super::shares::describe_gateway;
-use super::{print_json, Outcome, Output, EXIT_FAILED, EXIT_USAGE};
+use super::{print_json, Failure, Outcome, Output, EXIT_FAILED, EXIT_USAGE};
 use crate::config::Plan;
 
 pub fn run(files: &[PathBuf], output: Output) -> Outcome {
     let mut code = 0u8;
     let mut report = Vec::new();
+    let mut checked = 0usize;
+    let mut skipped = Vec::new();
     for path in files {
         let name = path.display().to_string();
         let input = match input::read(path) {
@@ -26,7 +28,19 @@ pub fn run(files: &[PathBuf], output: Output) -> Outcome {
                 continue;
             }
         };
+        if input.configs.is_empty() {
+            // Other Kubernetes manifests next to the WasmPlugin: nothing to check.
+            if output == Output::Table {
+                println!("{name}: skipped: {}", input::NO_CONFIGURATION);
+            }
+            skipped.push(name.clone());
+            report.push(
+                json!({"file": name, "place": null, "ok": true, "skipped": true,
+                "error": null, "gateways": []}),
+            );
+        }
         for found in &input.configs {
+            checked += 1;
             let label = match &found.place {
                 Some(place) => format!("{name} ({place})"),
                 None => name.clone(),
@@ -52,6 +66,13 @@ pub fn run(files: &[PathBuf], output: Output) -> Outcome {
     }
     if output == Output::Json {
         print_json(&Value::Array(report));
+    }
+    if checked == 0 && code == 0 {
+        return Err(Failure::usage(format!(
+            "{}: {}",
+            skipped.join(", "),
+            input::NO_CONFIGURATION
+        )));
     }
     debug_assert!(code <= EXIT_USAGE);
     Ok(code)

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::args::{PromoteArgs, RollbackArgs};
 use super::emit::{json_pretty, yaml_under_key};
@@ -15,14 +15,50 @@ use super::{Failure, Outcome, Output};
 use crate::config;
 use crate::validate::format_bp;
 
-/// The gateway's JSON object and its `canaries` list, to edit.
-fn canaries_mut(value: &mut Value, index: usize) -> Option<(&mut Map<String, Value>, usize)> {
-    let gateway = gateway_json_mut(value, index)?.as_object_mut()?;
-    let count = gateway
-        .get("canaries")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    Some((gateway, count))
+/// Promotes canary `to` of gateway `index` in the configuration's JSON: it
+/// becomes the `primary` (a string: the canary's other fields go with it), the
+/// old primary is dropped, the other canaries are kept as they are. `false`
+/// if the gateway has no such canary.
+pub fn promote_value(value: &mut Value, index: usize, to: &str) -> bool {
+    let Some(gateway) = gateway_json_mut(value, index).and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let Some(list) = gateway.get_mut("canaries").and_then(Value::as_array_mut) else {
+        return false;
+    };
+    let Some(position) = list.iter().position(|c| canary_name(c) == to) else {
+        return false;
+    };
+    list.remove(position);
+    gateway.insert("primary".to_string(), Value::String(to.to_string()));
+    true
+}
+
+/// Rolls back canary `only` (or every canary) of gateway `index` in the
+/// configuration's JSON: `percent` 0 and `ramp` removed; every other field
+/// (`guard`, `revision`, ...) kept. Returns `(canary index, name, whether a
+/// ramp was removed)` for each canary changed.
+pub fn rollback_value(
+    value: &mut Value,
+    index: usize,
+    only: Option<&str>,
+) -> Vec<(usize, String, bool)> {
+    let mut changed = Vec::new();
+    let list = gateway_json_mut(value, index)
+        .and_then(|g| g.get_mut("canaries"))
+        .and_then(Value::as_array_mut);
+    for (i, canary) in list.into_iter().flatten().enumerate() {
+        let name = canary_name(canary).to_string();
+        if only.is_some_and(|c| c != name) {
+            continue;
+        }
+        if let Some(obj) = canary.as_object_mut() {
+            obj.insert("percent".to_string(), Value::from(0));
+            let ramp = obj.remove("ramp").is_some();
+            changed.push((i, name, ramp));
+        }
+    }
+    changed
 }
 
 fn canary_name(c: &Value) -> &str {
@@ -56,28 +92,14 @@ pub fn promote(a: &PromoteArgs, output: Output) -> Outcome {
         )));
     }
     let mut value = loaded.value.clone();
-    let Some((gateway, _)) = canaries_mut(&mut value, index) else {
-        return Err(Failure::usage(format!(
-            "{name}: gateway {} is not an object",
-            gw.name
-        )));
-    };
-    let canaries = gateway.get_mut("canaries").and_then(Value::as_array_mut);
-    let Some(position) = canaries
-        .as_ref()
-        .and_then(|list| list.iter().position(|c| canary_name(c) == a.to))
-    else {
+    if !promote_value(&mut value, index, &a.to) {
         return Err(Failure::usage(format!(
             "gateway {} has no canary {:?} (its upstreams: {})",
             gw.name,
             a.to,
             gw.upstreams.join(", ")
         )));
-    };
-    if let Some(list) = canaries {
-        list.remove(position);
     }
-    gateway.insert("primary".to_string(), Value::String(a.to.clone()));
     let summary = format!(
         "promote: gateway {}: {} is the primary, {old_primary} is dropped",
         gw.name, a.to
@@ -95,37 +117,23 @@ pub fn rollback(a: &RollbackArgs, output: Output) -> Outcome {
     };
     let shares = shares_bp(gw);
     let mut value = loaded.value.clone();
-    let Some((gateway, count)) = canaries_mut(&mut value, index) else {
-        return Err(Failure::usage(format!(
-            "{name}: gateway {} is not an object",
-            gw.name
-        )));
-    };
-    if count == 0 {
+    if gw.upstreams.len() < 2 {
         return Err(Failure::usage(format!(
             "gateway {} has no canaries",
             gw.name
         )));
     }
-    let mut changed = Vec::new();
-    if let Some(list) = gateway.get_mut("canaries").and_then(Value::as_array_mut) {
-        for (i, canary) in list.iter_mut().enumerate() {
-            let this = canary_name(canary).to_string();
-            if a.canary.as_deref().is_some_and(|c| c != this) {
-                continue;
-            }
-            if let Some(obj) = canary.as_object_mut() {
-                obj.insert("percent".to_string(), Value::from(0));
-                let ramp = obj.remove("ramp").is_some();
-                let was = shares.get(i + 1).copied().unwrap_or(0);
-                changed.push(format!(
-                    "{this} {}% -> 0%{}",
-                    format_bp(was),
-                    if ramp { ", ramp removed" } else { "" }
-                ));
-            }
-        }
-    }
+    let changed: Vec<String> = rollback_value(&mut value, index, a.canary.as_deref())
+        .into_iter()
+        .map(|(i, this, ramp)| {
+            let was = shares.get(i + 1).copied().unwrap_or(0);
+            format!(
+                "{this} {}% -> 0%{}",
+                format_bp(was),
+                if ramp { ", ramp removed" } else { "" }
+            )
+        })
+        .collect();
     if changed.is_empty() {
         return Err(Failure::usage(format!(
             "gateway {} has no canary {:?} (its canaries: {})",
@@ -239,6 +247,43 @@ fn replace_plugin_config(text: &[u8], value: &Value, name: &str) -> Result<Strin
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rollback_keeps_guard_and_revision_and_removes_the_ramp() {
+        let mut v = json!({"gateways": [
+            {"name": "a", "primary": "a1", "canaries": [{"name": "a2", "percent": 5}]},
+            {"name": "b", "primary": "b1", "canaries": [
+                {"name": "b2", "percent": 5, "revision": "r7", "guard": {"max_error_rate": 0.05},
+                 "ramp": {"step": 5, "every_seconds": 600, "until": 50}},
+                {"name": "b3", "percent": 2}]}]});
+        let changed = rollback_value(&mut v, 1, Some("b2"));
+        assert_eq!(changed, vec![(0, "b2".to_string(), true)]);
+        assert_eq!(
+            v["gateways"][1]["canaries"][0],
+            json!({"name": "b2", "percent": 0, "revision": "r7", "guard": {"max_error_rate": 0.05}})
+        );
+        assert_eq!(v["gateways"][1]["canaries"][1]["percent"], 2);
+        assert_eq!(v["gateways"][0]["canaries"][0]["percent"], 5);
+        assert_eq!(rollback_value(&mut v, 1, None).len(), 2);
+        assert_eq!(v["gateways"][1]["canaries"][1]["percent"], 0);
+        assert!(rollback_value(&mut v, 1, Some("zz")).is_empty());
+    }
+
+    #[test]
+    fn promote_drops_the_old_primary_and_keeps_the_other_canaries() {
+        let mut v = json!({"primary": "v1", "canaries": [
+            {"name": "v2", "percent": 10, "revision": "r2"}, {"name": "v3", "percent": 5, "guard": {}}]});
+        assert!(promote_value(&mut v, 0, "v2"));
+        assert_eq!(
+            v,
+            json!({"primary": "v2", "canaries": [{"name": "v3", "percent": 5, "guard": {}}]})
+        );
+        assert!(!promote_value(&mut v, 0, "v9"));
+        assert!(
+            !promote_value(&mut v, 0, "v2"),
+            "v2 is the primary now, not a canary"
+        );
+    }
 
     #[test]
     fn the_plugin_config_block_is_replaced_and_the_rest_kept() {

@@ -122,12 +122,14 @@ fn from_yaml(path: &Path, text: &[u8]) -> Result<(Kind, Vec<Found>), Failure> {
             .map_err(|e| Failure::check(format!("{name}: not valid YAML: {e}")))?;
         docs.push(value);
     }
-    from_documents(&docs).ok_or_else(|| {
-        Failure::usage(format!(
-            "{name}: no WasmPlugin and no Envoy wasm filter (typed_config {WASM_TYPE}) in this file"
-        ))
-    })
+    // Other manifests (a Gateway, a VirtualService) hold no configuration:
+    // the caller says what that means.
+    Ok(from_documents(&docs).unwrap_or((Kind::Envoy, Vec::new())))
 }
+
+/// What a file without a plugin configuration lacks.
+pub const NO_CONFIGURATION: &str =
+    "no plugin configuration (no WasmPlugin, no Envoy wasm filter envoy.extensions.filters.http.wasm.v3.Wasm)";
 
 /// The configurations of WasmPlugin manifests and Envoy wasm filters in
 /// `docs`; `None` if there are none.
@@ -282,6 +284,7 @@ pub fn load(path: &Path) -> Result<Loaded, Failure> {
     let name = input.name();
     let found = match input.configs.as_slice() {
         [one] => one.clone(),
+        [] => return Err(Failure::usage(format!("{name}: {NO_CONFIGURATION}"))),
         many => {
             return Err(Failure::usage(format!(
                 "{name} holds {} configurations; give a file with one",

@@ -239,9 +239,18 @@ pub fn manifests(plan: &Plan, config: &Value, o: &Options) -> Result<Manifests, 
             "spec": {"hosts": hosts, "gateways": [gateway_name], "http": http},
         }))
         .comment(&[
-            &format!("Gateway{} {} ({}): one route per upstream on the header the filter writes,", if names.len() > 1 { "s" } else { "" }, names.join(", "), hosts.join(", ")),
-            &format!("{} (always overwritten: a client cannot choose), then the catch-all to the primary", plan.route_header),
-            "for requests the filter did not route (before the WasmPlugin is applied, say).",
+            &format!(
+                "Gateway{} {} on {}.",
+                if names.len() > 1 { "s" } else { "" },
+                names.join(", "),
+                hosts.join(", ")
+            ),
+            &format!(
+                "One route per upstream, matching the header the filter writes ({}, always",
+                plan.route_header
+            ),
+            "overwritten: a client cannot choose), then a catch-all to the primary for requests the",
+            "filter did not route (before the WasmPlugin is applied, say).",
             GENERATED,
         ]);
         virtual_services.push(doc);
