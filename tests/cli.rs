@@ -471,7 +471,7 @@ fn route_answers_with_the_documented_formula_and_says_why() {
             "route",
             &gateways,
             "--host",
-            "other.org",
+            "models.example.com",
             "--path",
             "/nope",
             "-o",
