@@ -51,7 +51,8 @@ fn run_with(args: &[&str], stdin: Option<&[u8]>) -> Out {
         .spawn()
         .unwrap_or_else(|e| panic!("run {CLI}: {e}"));
     if let Some(bytes) = stdin {
-        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        // The tool may exit before reading (a usage error): a broken pipe is its answer.
+        let _ = child.stdin.take().unwrap().write_all(bytes);
     }
     let o = child.wait_with_output().unwrap();
     Out {
@@ -896,6 +897,33 @@ fn render_envoy_writes_a_bootstrap_that_check_reads_back() {
         c.stdout.contains(": ok: fraud [models.example.com/fraud]"),
         "{}",
         c.stdout
+    );
+    // As JSON too (Envoy reads either), and `check` finds the filter in a JSON bootstrap.
+    let mut json_args = argv.clone();
+    json_args.extend(["-o", "json"]);
+    let as_json = expect(&json_args, 0).json();
+    assert_eq!(as_json, bootstrap);
+    let json_path = dir.path().join("envoy.json");
+    fs::write(&json_path, as_json.to_string()).unwrap();
+    expect(&["check", &json_path.to_string_lossy()], 0);
+    let list = expect(&["render", "istio", ISTIO_CONFIG, "-o", "json"], 0).json();
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "DestinationRule",
+            "DestinationRule",
+            "Gateway",
+            "VirtualService",
+            "VirtualService",
+            "WasmPlugin"
+        ],
+        "routing first"
     );
     // Every upstream needs an address, and only upstreams of the configuration may have one.
     let o = expect(&argv[..argv.len() - 2], 2);

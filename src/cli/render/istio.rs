@@ -18,7 +18,7 @@ use super::super::args::RenderIstioArgs;
 use super::super::emit::{yaml_docs, Doc};
 use super::super::input;
 use super::super::shares::listens_on;
-use super::super::{Failure, Outcome};
+use super::super::{print_json, Failure, Outcome, Output};
 use super::write;
 use crate::config::Plan;
 
@@ -59,12 +59,23 @@ impl Manifests {
     }
 
     /// Every document, routing first (applying them in this order is safe).
-    pub fn stream(&self) -> String {
+    fn in_order(&self) -> Vec<Doc> {
         let mut docs = self.destination_rules.clone();
         docs.push(self.gateway.clone());
         docs.extend(self.virtual_services.iter().cloned());
         docs.push(self.wasm_plugin.clone());
-        yaml_docs(&docs)
+        docs
+    }
+
+    /// The documents as one YAML stream.
+    pub fn stream(&self) -> String {
+        yaml_docs(&self.in_order())
+    }
+
+    /// The documents as a Kubernetes `List` (what `kubectl apply -f -` takes as JSON).
+    pub fn list(&self) -> Value {
+        let items: Vec<Value> = self.in_order().into_iter().map(|d| d.value).collect();
+        json!({"apiVersion": "v1", "kind": "List", "items": items})
     }
 }
 
@@ -359,7 +370,7 @@ pub fn manifests(plan: &Plan, config: &Value, o: &Options) -> Result<Manifests, 
     })
 }
 
-pub fn run(a: &RenderIstioArgs) -> Outcome {
+pub fn run(a: &RenderIstioArgs, output: Output) -> Outcome {
     let loaded = input::load(&a.file)?;
     let options = Options {
         namespace: a.namespace.clone(),
@@ -385,6 +396,7 @@ pub fn run(a: &RenderIstioArgs) -> Outcome {
                 dir.display()
             );
         }
+        None if output == Output::Json => print_json(&m.list()),
         None => print!("{}", m.stream()),
     }
     Ok(0)
