@@ -1057,11 +1057,9 @@ fn fake_admin(
     let port = server.server_addr().to_ip().unwrap().port();
     let s = server.clone();
     let handle = std::thread::spawn(move || {
-        let mut n = 0;
-        for req in s.incoming_requests() {
+        for (n, req) in s.incoming_requests().enumerate() {
             assert!(req.url().starts_with("/stats?format=json"), "{}", req.url());
             let body = bodies[n.min(bodies.len() - 1)].to_string();
-            n += 1;
             let _ = req.respond(tiny_http::Response::from_string(body));
         }
     });

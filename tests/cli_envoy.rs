@@ -351,7 +351,7 @@ fn stat_reads_a_real_envoy_under_traffic() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 let user = format!("u-{i}");
-                let (host, gw) = if i % 2 == 0 {
+                let (host, gw) = if i.is_multiple_of(2) {
                     ("h.example", "h")
                 } else {
                     ("c.example", "c")
