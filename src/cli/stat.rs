@@ -272,7 +272,7 @@ pub fn run(a: &StatArgs, output: Output) -> Outcome {
     let terminal = std::io::stdout().is_terminal() && output == Output::Table;
     let mut before = sample(&a.admin)?;
     if before.rows.is_empty() {
-        return Err(Failure::check(format!(
+        return Err(Failure::usage(format!(
             "{}: no canary-gate metrics (is the filter loaded in this Envoy?)",
             a.admin
         )));
