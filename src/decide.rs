@@ -534,13 +534,17 @@ impl Plan {
     /// (unmatched and ambiguous paths give the same outcomes), authentication
     /// is skipped, and the upstream is picked with `consumer` as the identity
     /// (the key of `split.by: consumer`). A gateway without `auth` has no
-    /// identity, so `consumer` is ignored there, as the filter would.
+    /// identity, so `consumer` is ignored there, as the filter would. `now`
+    /// is Unix seconds, as for [`Plan::decide`]: the time the decision is made
+    /// at (nothing after authentication reads the clock yet; a ramp will).
     pub fn decide_as<'p, R: Request + ?Sized>(
         &'p self,
         req: &R,
         consumer: Option<&str>,
         state: &mut State,
+        now: u64,
     ) -> Outcome<'p> {
+        let _ = now;
         let (index, strip) = match self.find_gateway(req) {
             Ok(found) => found,
             Err(outcome) => return outcome,
@@ -1265,7 +1269,7 @@ mod as_consumer_tests {
                 (":path", format!("/h/score?uid={uid}")),
             ]);
             let as_alice = plan
-                .decide_as(&without_key, Some("alice"), &mut state)
+                .decide_as(&without_key, Some("alice"), &mut state, 0)
                 .forwarded()
                 .unwrap();
             assert_eq!(
@@ -1292,7 +1296,7 @@ mod as_consumer_tests {
         ]);
         for who in ["alice", "bob"] {
             let d = plan
-                .decide_as(&k, Some(who), &mut state)
+                .decide_as(&k, Some(who), &mut state, 0)
                 .forwarded()
                 .unwrap();
             assert_eq!(d.bucket, Some(bucket_of(who, 0)));
@@ -1302,7 +1306,7 @@ mod as_consumer_tests {
                 Some(who.as_bytes())
             );
         }
-        let d = plan.decide_as(&k, None, &mut state).forwarded().unwrap();
+        let d = plan.decide_as(&k, None, &mut state, 0).forwarded().unwrap();
         assert_eq!(d.how, How::MissingKey);
         let c = Req(vec![
             (":authority", "c.example".into()),
@@ -1310,7 +1314,7 @@ mod as_consumer_tests {
             ("cookie", "a=1; sid=s-9".into()),
         ]);
         let d = plan
-            .decide_as(&c, Some("ignored"), &mut state)
+            .decide_as(&c, Some("ignored"), &mut state, 0)
             .forwarded()
             .unwrap();
         assert_eq!((d.bucket, d.consumer), (Some(bucket_of("s-9", 0)), None));
@@ -1325,7 +1329,7 @@ mod as_consumer_tests {
             (":path", "/".into()),
         ]);
         let d = plan
-            .decide_as(&nowhere, Some("alice"), &mut state)
+            .decide_as(&nowhere, Some("alice"), &mut state, 0)
             .refused()
             .unwrap();
         assert_eq!(d.reason, "no_gateway");
@@ -1333,7 +1337,7 @@ mod as_consumer_tests {
             (":authority", "h.example".into()),
             (":path", "/h%2fx".into()),
         ]);
-        let d = plan.decide_as(&bad, None, &mut state).refused().unwrap();
+        let d = plan.decide_as(&bad, None, &mut state, 0).refused().unwrap();
         assert_eq!(d.reason, "ambiguous_path");
     }
 }

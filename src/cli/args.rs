@@ -178,9 +178,6 @@ pub struct SimulateArgs {
     /// N random requests (random split) or N random new keys (keyed split).
     #[arg(long, value_name = "N")]
     pub random: Option<u64>,
-    /// Evaluate at this time (RFC 3339; default now).
-    #[arg(long, value_name = "RFC3339")]
-    pub at: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -141,7 +141,7 @@ pub fn decide(
 ) -> Routed {
     let mut state = State::new(fastrand::u64(..), 16, plan.gateways.len());
     let outcome = match consumer {
-        Some(c) => plan.decide_as(req, Some(c), &mut state),
+        Some(c) => plan.decide_as(req, Some(c), &mut state, now),
         None => plan.decide(req, &mut state, now),
     };
     let outcome = match outcome {
@@ -154,14 +154,14 @@ pub fn decide(
                 "gateway {name} would refuse this request ({} {}); routed as if it had authenticated (--consumer NAME gives its identity)",
                 denial.status, denial.reason
             ));
-            plan.decide_as(req, None, &mut state)
+            plan.decide_as(req, None, &mut state, now)
         }
         Decided::Wait(_) => {
             notes.push(
                 "the gateway would ask its identity provider first; routed as if the request had authenticated (--consumer NAME gives its identity)"
                     .to_string(),
             );
-            plan.decide_as(req, None, &mut state)
+            plan.decide_as(req, None, &mut state, now)
         }
         other => other,
     };
