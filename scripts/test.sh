@@ -17,6 +17,13 @@ if [[ "${1:-}" == --envoy ]]; then
 fi
 export ENVOY_VERSION="${ENVOY_VERSION:-$(tr -d '[:space:]' <.envoy-version)}"
 
+# curl drives the HTTP/2 (h2c) requests of tests/hostile.rs.
+if ! command -v curl >/dev/null 2>&1; then
+  echo "test.sh: curl is missing; installing Debian's curl" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl; } >&2 \
+    || { echo "test.sh: could not install curl; install it and retry" >&2; exit 1; }
+fi
+
 wasm="$(scripts/build.sh)" || { echo "test.sh: scripts/build.sh failed" >&2; exit 1; }
 envoy="$(scripts/envoy.sh)" || { echo "test.sh: scripts/envoy.sh failed" >&2; exit 1; }
 

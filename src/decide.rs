@@ -19,8 +19,8 @@ use crate::auth::{AccessKeyAuth, AuthError, Authenticator, BasicAuth, Credential
 use crate::config::{Gateway, Plan, Unmatched};
 use crate::gateway::Match;
 use crate::reply::Denial;
-use crate::request::{cookie_value, query_param, take_query_param, Request};
-use crate::split::{How, KeySource, TOTAL_BUCKETS};
+use crate::request::{cookie_value, query_param, single_header, take_query_param, Request};
+use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
 
 /// Mutable per-VM state the decision needs: the random source, and per
 /// gateway the cache of verified Basic credentials and the OAuth2 keys and
@@ -36,6 +36,9 @@ pub struct State {
 struct GatewayState {
     credentials: CredentialCache,
     oauth2: OAuth2State,
+    /// The live split when ramps or tripped guards changed it from the
+    /// configured one ([`State::set_split`]).
+    split: Option<SplitPlan>,
 }
 
 impl State {
@@ -50,10 +53,18 @@ impl State {
                 GatewayState {
                     credentials: CredentialCache::new(credential_capacity, salt),
                     oauth2: OAuth2State::default(),
+                    split: None,
                 }
             })
             .collect();
         Self { rng, gateways }
+    }
+
+    /// Routes gateway `g` with `split` from now on (`None`: the configured one).
+    pub fn set_split(&mut self, g: usize, split: Option<SplitPlan>) {
+        if let Some(state) = self.gateways.get_mut(g) {
+            state.split = split;
+        }
     }
 
     /// The OAuth2 state of gateway `g`.
@@ -207,7 +218,12 @@ impl Plan {
         if let Err(outcome) = authenticate(&mut g, req, &mut auth, now) {
             return outcome;
         }
-        Outcome::Forward(route(index, gateway, req, auth, &mut state.rng))
+        let State { rng, gateways } = state;
+        let split = gateways
+            .get(index)
+            .and_then(|s| s.split.as_ref())
+            .unwrap_or(&gateway.split);
+        Outcome::Forward(route(index, gateway, split, req, auth, rng))
     }
 
     /// The gateway of the request and, with `strip_prefix`, the `:path` to
@@ -274,7 +290,8 @@ impl Plan {
                 if !o.keep_token() {
                     auth.remove_headers.push("authorization");
                 }
-                Outcome::Forward(route(gateway, gw, req, auth, &mut state.rng))
+                let split = gw_state.split.as_ref().unwrap_or(&gw.split);
+                Outcome::Forward(route(gateway, gw, split, req, auth, &mut state.rng))
             }
             Err(e) => Outcome::refuse(gateway, o.denial(e)),
         };
@@ -377,7 +394,7 @@ fn basic_auth<'p, R: Request + ?Sized>(
     cache: &mut CredentialCache,
     auth: &mut Authenticated<'p>,
 ) -> Result<(), AuthError> {
-    let value = req.header("authorization");
+    let value = single_header(req, "authorization").map_err(|_| AuthError::Malformed)?;
     let value = credential_text(value.as_deref()).map_err(|_| AuthError::Malformed)?;
     let user = basic.verify(value, cache)?;
     auth.consumer = Some(Cow::Borrowed(user));
@@ -390,7 +407,7 @@ fn access_key_auth<'p, R: Request + ?Sized>(
     req: &R,
     auth: &mut Authenticated<'p>,
 ) -> Result<(), AuthError> {
-    let raw_header = req.header(ak.header());
+    let raw_header = single_header(req, ak.header()).map_err(|_| AuthError::Malformed)?;
     let header_sent = raw_header.is_some();
     let from_header = raw_header.filter(|v| !v.is_empty());
     let mut from_query = None;
@@ -427,9 +444,10 @@ fn oauth2_auth<'p, R: Request + ?Sized>(
     auth: &mut Authenticated<'p>,
     now: u64,
 ) -> Result<(), Outcome<'p>> {
-    let value = req.header("authorization");
+    let malformed = || Outcome::refuse(gateway, o.denial(TokenError::Malformed));
+    let value = single_header(req, "authorization").map_err(|_| malformed())?;
     let Ok(value) = credential_text(value.as_deref()) else {
-        return Err(Outcome::refuse(gateway, o.denial(TokenError::Malformed)));
+        return Err(malformed());
     };
     match o.authenticate(value, state, now) {
         Step::Accept { consumer, cached } => {
@@ -454,6 +472,7 @@ fn oauth2_auth<'p, R: Request + ?Sized>(
 fn route<'p, R: Request + ?Sized>(
     index: usize,
     gateway: &'p Gateway,
+    split: &SplitPlan,
     req: &R,
     auth: Authenticated<'p>,
     rng: &mut fastrand::Rng,
@@ -479,8 +498,12 @@ fn route<'p, R: Request + ?Sized>(
 
     // The select header picks only among this gateway's own upstreams.
     if let Some(select) = gateway.select_header.as_deref() {
-        if let Some(wanted) = req.header(select) {
+        // Sent twice, it is ambiguous: ignored (and removed) like an unknown name.
+        let selected = single_header(req, select);
+        if !matches!(selected, Ok(None)) {
             remove_headers.push(select);
+        }
+        if let Ok(Some(wanted)) = selected {
             // Bytes against names: a value that is not exactly a configured
             // name (non-UTF-8 included) is ignored.
             if let Some(i) = gateway
@@ -497,7 +520,7 @@ fn route<'p, R: Request + ?Sized>(
     }
 
     // Split keys are hashed over their raw bytes, UTF-8 or not.
-    let key: Option<Cow<'_, [u8]>> = match gateway.split.key() {
+    let key: Option<Cow<'_, [u8]>> = match split.key() {
         KeySource::Random => None,
         KeySource::Header(h) => req.header(h).map(Cow::Owned),
         KeySource::Query(q) => {
@@ -514,9 +537,7 @@ fn route<'p, R: Request + ?Sized>(
             .as_deref()
             .map(|c| Cow::Owned(c.as_bytes().to_vec())),
     };
-    let choice = gateway
-        .split
-        .choose(key.as_deref(), || rng.u32(0..TOTAL_BUCKETS));
+    let choice = split.choose(key.as_deref(), || rng.u32(0..TOTAL_BUCKETS));
     decision.upstream = choice.upstream;
     decision.upstream_name = gateway.upstream_name(choice.upstream);
     decision.how = choice.how;
@@ -534,17 +555,15 @@ impl Plan {
     /// (unmatched and ambiguous paths give the same outcomes), authentication
     /// is skipped, and the upstream is picked with `consumer` as the identity
     /// (the key of `split.by: consumer`). A gateway without `auth` has no
-    /// identity, so `consumer` is ignored there, as the filter would. `now`
-    /// is Unix seconds, as for [`Plan::decide`]: the time the decision is made
-    /// at (nothing after authentication reads the clock yet; a ramp will).
+    /// identity, so `consumer` is ignored there, as the filter would. The
+    /// split is the state's live one, as for `decide` (ramps stepped and
+    /// tripped guards diverted, set with [`State::set_split`]).
     pub fn decide_as<'p, R: Request + ?Sized>(
         &'p self,
         req: &R,
         consumer: Option<&str>,
         state: &mut State,
-        now: u64,
     ) -> Outcome<'p> {
-        let _ = now;
         let (index, strip) = match self.find_gateway(req) {
             Ok(found) => found,
             Err(outcome) => return outcome,
@@ -559,7 +578,12 @@ impl Plan {
         if !matches!(gateway.auth, Authenticator::None) {
             auth.consumer = consumer.map(|c| Cow::Owned(c.to_string()));
         }
-        Outcome::Forward(route(index, gateway, req, auth, &mut state.rng))
+        let State { rng, gateways } = state;
+        let split = gateways
+            .get(index)
+            .and_then(|s| s.split.as_ref())
+            .unwrap_or(&gateway.split);
+        Outcome::Forward(route(index, gateway, split, req, auth, rng))
     }
 }
 
@@ -617,8 +641,8 @@ mod tests {
         fn header(&self, name: &str) -> Option<Vec<u8>> {
             self.0.get(name).and_then(|v| v.first()).cloned()
         }
-        fn cookie_headers(&self) -> Vec<Vec<u8>> {
-            self.0.get("cookie").cloned().unwrap_or_default()
+        fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
+            self.0.get(name).cloned().unwrap_or_default()
         }
     }
 
@@ -1201,6 +1225,32 @@ mod tests {
             .unwrap();
         assert_eq!((d.gateway, d.upstream_name, d.new_path), (0, "v1", None));
     }
+
+    #[test]
+    fn a_repeated_credential_header_is_malformed() {
+        let basic = plan(
+            r#"{"primary":"v1","auth":{"mode":"basic","users":["u:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="]}}"#,
+        );
+        let twice = Req::new(&[
+            ("authorization", "Basic dTp0ZXN0"),
+            ("authorization", "Basic dTp0ZXN0"),
+        ]);
+        let e = basic.decide(&twice, &mut state(), 0).refused().unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_credentials"));
+        let ak = plan(&format!(
+            r#"{{"primary":"v1","auth":{{"mode":"access_key","keys":[{{"consumer":"alice","sha256":"{}"}}]}}}}"#,
+            sha("k1")
+        ));
+        let twice = Req::new(&[("x-api-key", "k1"), ("x-api-key", "k2")]);
+        let e = ak.decide(&twice, &mut state(), 0).refused().unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_credentials"));
+        let jwks = include_str!("../tests/fixtures/oauth2/jwks.json");
+        let oauth = oauth2_plan(&format!(r#","jwks":{jwks}"#));
+        let bearer = format!("Bearer {}", fixture_token("eddsa"));
+        let twice = Req::new(&[("authorization", &bearer), ("authorization", &bearer)]);
+        let e = oauth.decide(&twice, &mut state(), NOW).refused().unwrap();
+        assert_eq!((e.status, e.reason), (401, "malformed_token"));
+    }
 }
 
 /// [`Plan::decide_as`] and [`split_key`] against [`Plan::decide`].
@@ -1269,7 +1319,7 @@ mod as_consumer_tests {
                 (":path", format!("/h/score?uid={uid}")),
             ]);
             let as_alice = plan
-                .decide_as(&without_key, Some("alice"), &mut state, 0)
+                .decide_as(&without_key, Some("alice"), &mut state)
                 .forwarded()
                 .unwrap();
             assert_eq!(
@@ -1296,7 +1346,7 @@ mod as_consumer_tests {
         ]);
         for who in ["alice", "bob"] {
             let d = plan
-                .decide_as(&k, Some(who), &mut state, 0)
+                .decide_as(&k, Some(who), &mut state)
                 .forwarded()
                 .unwrap();
             assert_eq!(d.bucket, Some(bucket_of(who, 0)));
@@ -1306,7 +1356,7 @@ mod as_consumer_tests {
                 Some(who.as_bytes())
             );
         }
-        let d = plan.decide_as(&k, None, &mut state, 0).forwarded().unwrap();
+        let d = plan.decide_as(&k, None, &mut state).forwarded().unwrap();
         assert_eq!(d.how, How::MissingKey);
         let c = Req(vec![
             (":authority", "c.example".into()),
@@ -1314,10 +1364,26 @@ mod as_consumer_tests {
             ("cookie", "a=1; sid=s-9".into()),
         ]);
         let d = plan
-            .decide_as(&c, Some("ignored"), &mut state, 0)
+            .decide_as(&c, Some("ignored"), &mut state)
             .forwarded()
             .unwrap();
         assert_eq!((d.bucket, d.consumer), (Some(bucket_of("s-9", 0)), None));
+    }
+
+    #[test]
+    fn decide_as_routes_with_the_live_split_like_decide() {
+        let plan = config();
+        let mut state = State::new(1, 4, plan.gateways.len());
+        let c = Req(vec![
+            (":authority", "c.example".into()),
+            (":path", "/".into()),
+            ("cookie", "sid=s-9".into()),
+        ]);
+        let everyone = plan.gateways[1].split.reshaped(&[10_000], &[false]);
+        state.set_split(1, Some(everyone));
+        let d = plan.decide_as(&c, None, &mut state).forwarded().unwrap();
+        let real = plan.decide(&c, &mut state, 0).forwarded().unwrap();
+        assert_eq!((d.upstream_name, real.upstream_name), ("c2", "c2"));
     }
 
     #[test]
@@ -1329,7 +1395,7 @@ mod as_consumer_tests {
             (":path", "/".into()),
         ]);
         let d = plan
-            .decide_as(&nowhere, Some("alice"), &mut state, 0)
+            .decide_as(&nowhere, Some("alice"), &mut state)
             .refused()
             .unwrap();
         assert_eq!(d.reason, "no_gateway");
@@ -1337,7 +1403,7 @@ mod as_consumer_tests {
             (":authority", "h.example".into()),
             (":path", "/h%2fx".into()),
         ]);
-        let d = plan.decide_as(&bad, None, &mut state, 0).refused().unwrap();
+        let d = plan.decide_as(&bad, None, &mut state).refused().unwrap();
         assert_eq!(d.reason, "ambiguous_path");
     }
 }

@@ -83,6 +83,24 @@ pub trait Host {
 
     /// Defines a counter; `None` if the host refuses (the counter is then skipped).
     fn define_counter(&self, name: &str) -> Option<u32>;
+    fn define_gauge(&self, name: &str) -> Option<u32>;
+    fn define_histogram(&self, name: &str) -> Option<u32>;
     fn increment(&self, id: u32);
+    /// Sets a gauge, or records a value in a histogram.
+    fn record(&self, id: u32, value: u64);
     fn set_tick_period_ms(&self, period: u32) -> Result<(), HostError>;
+
+    /// The first value of a response header (of the current context).
+    fn response_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// The first value of a response trailer.
+    fn response_trailer(&self, name: &str) -> Option<Vec<u8>>;
+    /// Writes a value the access log can print (`%FILTER_STATE(wasm.NAME:PLAIN)%`).
+    fn set_property(&self, name: &str, value: &[u8]);
+    /// The plugin's name (`name` of the plugin configuration).
+    fn plugin_name(&self) -> Option<String>;
+
+    /// A value every worker of this VM sees, and its compare-and-swap token.
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Writes a shared value; with `cas`, fails if another worker wrote since.
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError>;
 }

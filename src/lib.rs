@@ -21,6 +21,7 @@
 //!   [`config::Plan`];
 //! - [`decide`]: the per-request decision ([`config::Plan::decide`]), written against
 //!   the [`request::Request`] trait, and the per-VM [`decide::State`];
+//! - [`canaries`]: the live canaries of a VM: ramp shares, guard windows and trips;
 //! - [`host`]: the host calls the glue makes, as a trait;
 //! - [`gate`]: the glue: each proxy-wasm callback, written against [`host::Host`]
 //!   and tested natively with a mock host;
@@ -31,6 +32,7 @@
 //! Everything but `wasm` compiles without `proxy-wasm` in its dependency graph.
 
 pub mod auth;
+pub mod canaries;
 pub mod config;
 pub mod decide;
 pub mod gate;

@@ -18,8 +18,31 @@ pub trait Request {
 
     /// Every `cookie` header value (HTTP/2 clients may send several).
     fn cookie_headers(&self) -> Vec<Vec<u8>> {
-        self.header("cookie").into_iter().collect()
+        self.header_values("cookie")
     }
+
+    /// Every value of header `name`, in order (a client may repeat a header).
+    fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
+        self.header(name).into_iter().collect()
+    }
+}
+
+/// A credential header sent more than once: which copy is meant is not the
+/// filter's to guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ambiguous;
+
+/// The one value of a credential header; two or more copies are [`Ambiguous`].
+pub fn single_header<R: Request + ?Sized>(
+    req: &R,
+    name: &str,
+) -> Result<Option<Vec<u8>>, Ambiguous> {
+    let mut values = req.header_values(name).into_iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Ambiguous);
+    }
+    Ok(first)
 }
 
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space,

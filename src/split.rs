@@ -39,13 +39,15 @@ pub enum WhenMissing {
 }
 
 /// The compiled split: cumulative bucket edges, one per canary.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitPlan {
     key: KeySource,
     when_missing: WhenMissing,
     seed: u32,
     /// `edges[i]` is the first bucket after canary `i`'s range.
     edges: Vec<u32>,
+    /// `diverted[i]`: canary `i`'s range goes to the primary (a tripped guard).
+    diverted: Vec<bool>,
 }
 
 impl SplitPlan {
@@ -64,7 +66,32 @@ impl SplitPlan {
             when_missing,
             seed,
             edges,
+            diverted: vec![false; percents_bp.len()],
         }
+    }
+
+    /// The same split with the canaries at `shares_bp` (a ramp moved them) and
+    /// the ranges of `diverted` canaries sent to the primary (a tripped guard:
+    /// the range stays where it is, so no other canary's users move).
+    pub fn reshaped(&self, shares_bp: &[u32], diverted: &[bool]) -> SplitPlan {
+        let mut plan = SplitPlan::new(self.key.clone(), self.when_missing, self.seed, shares_bp);
+        for (slot, d) in plan.diverted.iter_mut().zip(diverted) {
+            *slot = *d;
+        }
+        plan
+    }
+
+    /// Each canary's share in basis points (its range's width).
+    pub fn shares_bp(&self) -> Vec<u32> {
+        let mut previous = 0;
+        self.edges
+            .iter()
+            .map(|edge| {
+                let share = edge.saturating_sub(previous);
+                previous = *edge;
+                share
+            })
+            .collect()
     }
 
     pub fn key(&self) -> &KeySource {
@@ -78,6 +105,7 @@ impl SplitPlan {
     /// The upstream index for a bucket: `1 + i` for canary `i`, `0` for the primary.
     pub fn upstream_for_bucket(&self, bucket: u32) -> usize {
         match self.edges.iter().position(|&edge| bucket < edge) {
+            Some(i) if self.diverted.get(i) == Some(&true) => 0,
             Some(i) => i + 1,
             None => 0,
         }
@@ -283,5 +311,33 @@ mod tests {
             (c.upstream, c.bucket, c.how),
             (1, Some(42), How::MissingKey)
         );
+    }
+
+    #[test]
+    fn reshaping_moves_only_what_it_must() {
+        let plan = SplitPlan::new(
+            KeySource::Header("k".into()),
+            WhenMissing::Random,
+            0,
+            &[1000, 500],
+        );
+        assert_eq!(plan.shares_bp(), vec![1000, 500]);
+        // A tripped first canary: its range goes to the primary, the second's users stay.
+        let tripped = plan.reshaped(&[1000, 500], &[true, false]);
+        for bucket in [0, 999, 1000, 1499, 1500, 9999] {
+            let before = plan.upstream_for_bucket(bucket);
+            let after = tripped.upstream_for_bucket(bucket);
+            if before == 1 {
+                assert_eq!(after, 0, "bucket {bucket}");
+            } else {
+                assert_eq!(after, before, "bucket {bucket}");
+            }
+        }
+        // A ramp of the last canary only takes buckets from the primary.
+        let ramped = plan.reshaped(&[1000, 2000], &[false, false]);
+        assert_eq!(ramped.upstream_for_bucket(1600), 2);
+        assert_eq!(ramped.upstream_for_bucket(2999), 2);
+        assert_eq!(ramped.upstream_for_bucket(3000), 0);
+        assert_eq!(ramped.upstream_for_bucket(999), 1);
     }
 }

@@ -1164,3 +1164,101 @@ fn stat_shows_the_columns_whose_metrics_exist() {
     server.unblock();
     handle.join().unwrap();
 }
+
+#[test]
+fn ramps_are_evaluated_at_the_given_time_and_rollback_removes_only_the_ramp() {
+    let file = fixtures()
+        .join("valid-guard-ramp.json")
+        .to_string_lossy()
+        .into_owned();
+    // fraud-v2 ramps from 10% at 2030-01-01T00:00Z by 10 points an hour up to 50%: two hours
+    // in, fraud-v2 owns buckets 0-2999 and fraud-v3 3000-3499.
+    let user = (0..)
+        .map(|i| format!("user-{i}"))
+        .find(|u| (1500..3000).contains(&(murmur3_x86_32(u.as_bytes(), 0) % 10_000)))
+        .unwrap();
+    let header = format!("x-user-id: {user}");
+    let route_at = |at: &str| {
+        expect(
+            &[
+                "route",
+                &file,
+                "--host",
+                "models.example.com",
+                "-H",
+                &header,
+                "--at",
+                at,
+                "-o",
+                "json",
+            ],
+            0,
+        )
+        .json()
+    };
+    assert_eq!(
+        route_at("2029-12-31T23:59:59Z")["upstream"],
+        "fraud-v1",
+        "before the ramp"
+    );
+    let r = route_at("2030-01-01T02:00:00Z");
+    assert_eq!(r["upstream"], "fraud-v2", "{r}");
+    assert!(
+        r["why"]
+            .as_str()
+            .unwrap()
+            .ends_with("buckets 0-2999 belong to fraud-v2 (30%)"),
+        "{r}"
+    );
+    let r = expect(
+        &[
+            "simulate",
+            &file,
+            "--random",
+            "1000",
+            "--at",
+            "2030-01-01T10:00:00Z",
+            "-o",
+            "json",
+        ],
+        0,
+    )
+    .json();
+    let expected: Vec<f64> = r["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["expected_percent"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        expected,
+        [50.0, 5.0, 45.0],
+        "fraud-v2 at its ramp's until, fraud-v3, fraud-v1"
+    );
+
+    // Rolling fraud-v2 back: percent 0, ramp gone, guard and revision kept; validated.
+    let o = expect(&["rollback", &file, "--canary", "fraud-v2"], 0);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        v["gateways"][0]["canaries"][0],
+        json!({"name": "fraud-v2", "percent": 0, "revision": "r7",
+               "guard": {"max_error_rate": 0.05, "min_requests": 20}})
+    );
+    assert_eq!(
+        v["gateways"][0]["canaries"][1],
+        json!({"name": "fraud-v3", "percent": 5})
+    );
+    assert!(
+        o.stderr.starts_with(
+            "rollback: gateway fraud: fraud-v2 10% -> 0%, ramp removed; buckets that move: "
+        ),
+        "{}",
+        o.stderr
+    );
+    // Promoting fraud-v3 keeps fraud-v2 with its guard, revision and ramp.
+    let o = expect(&["promote", &file, "--to", "fraud-v3"], 0);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["gateways"][0]["primary"], "fraud-v3");
+    assert_eq!(v["gateways"][0]["canaries"][0]["ramp"]["until"], 50);
+    assert_eq!(v["gateways"][0]["canaries"].as_array().unwrap().len(), 1);
+}

@@ -178,6 +178,9 @@ pub struct SimulateArgs {
     /// N random requests (random split) or N random new keys (keyed split).
     #[arg(long, value_name = "N")]
     pub random: Option<u64>,
+    /// The shares at this time (RFC 3339; default now): ramps stepped, no guard tripped.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -193,6 +196,9 @@ pub struct DiffArgs {
     /// Exit 1 if any key leaves a canary whose percent did not shrink.
     #[arg(long)]
     pub fail_on_move_out: bool,
+    /// Compare both at this time (RFC 3339; default now): ramps stepped, no guard tripped.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
 }
 
 #[derive(Args, Debug)]

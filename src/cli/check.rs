@@ -93,7 +93,7 @@ fn gateways_json(plan: &Plan) -> Value {
         plan.gateways
             .iter()
             .map(|g| {
-                let shares = super::shares::shares_bp(g);
+                let shares = super::shares::shares_bp(&g.split);
                 let (hosts, prefix) = super::shares::listens_on(g, plan.table.is_some());
                 json!({
                     "name": g.name,

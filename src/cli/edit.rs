@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::args::{PromoteArgs, RollbackArgs};
 use super::emit::{json_pretty, yaml_under_key};
 use super::input::{self, gateway_index, gateway_json_mut, istio_json, Kind, Loaded};
+use super::live::split_at;
 use super::shares::{bucket_moves, describe_moves, shares_bp};
-use super::{Failure, Outcome, Output};
+use super::{unix_time, Failure, Outcome, Output};
 use crate::config;
 use crate::validate::format_bp;
 
@@ -115,7 +116,7 @@ pub fn rollback(a: &RollbackArgs, output: Output) -> Outcome {
     let Some(gw) = loaded.plan.gateway(index) else {
         return Err(Failure::usage("no such gateway"));
     };
-    let shares = shares_bp(gw);
+    let shares = shares_bp(&gw.split);
     let mut value = loaded.value.clone();
     if gw.upstreams.len() < 2 {
         return Err(Failure::usage(format!(
@@ -163,8 +164,16 @@ fn finish(
     };
     let plan = config::parse(&bytes)
         .map_err(|e| Failure::check(format!("{name}: the edited configuration is refused: {e}")))?;
-    let moves = match (loaded.plan.gateway(index), plan.gateway(index)) {
-        (Some(old), Some(new)) => bucket_moves(old, new),
+    let now = unix_time(None)?;
+    let moves = match (
+        loaded.plan.gateway(index),
+        split_at(&loaded.plan, index, now),
+        plan.gateway(index),
+        split_at(&plan, index, now),
+    ) {
+        (Some(old), Some(old_split), Some(new), Some(new_split)) => {
+            bucket_moves((old, &old_split), (new, &new_split))
+        }
         _ => Vec::new(),
     };
     let text = match loaded.input.kind {

@@ -19,6 +19,7 @@ mod check;
 mod edit;
 mod emit;
 mod input;
+mod live;
 mod render;
 mod route;
 mod secrets;

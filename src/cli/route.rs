@@ -6,13 +6,14 @@ use serde_json::{json, Value};
 
 use super::args::RouteArgs;
 use super::input;
+use super::live::{split_at, state_at};
 use super::shares::{describe_split, hash_seed, ranges};
 use super::{print_json, unix_time, Failure, Outcome, Output};
 use crate::auth::Authenticator;
 use crate::config::{Gateway, Plan};
-use crate::decide::{split_key, Outcome as Decided, State};
+use crate::decide::{split_key, Outcome as Decided};
 use crate::request::Request;
-use crate::split::{How, KeySource};
+use crate::split::{How, KeySource, SplitPlan};
 use crate::validate::format_bp;
 
 /// The request as the command line describes it: header values as given.
@@ -139,9 +140,9 @@ pub fn decide(
     now: u64,
     notes: &mut Vec<String>,
 ) -> Routed {
-    let mut state = State::new(fastrand::u64(..), 16, plan.gateways.len());
+    let mut state = state_at(plan, now);
     let outcome = match consumer {
-        Some(c) => plan.decide_as(req, Some(c), &mut state, now),
+        Some(c) => plan.decide_as(req, Some(c), &mut state),
         None => plan.decide(req, &mut state, now),
     };
     let outcome = match outcome {
@@ -154,14 +155,14 @@ pub fn decide(
                 "gateway {name} would refuse this request ({} {}); routed as if it had authenticated (--consumer NAME gives its identity)",
                 denial.status, denial.reason
             ));
-            plan.decide_as(req, None, &mut state, now)
+            plan.decide_as(req, None, &mut state)
         }
         Decided::Wait(_) => {
             notes.push(
                 "the gateway would ask its identity provider first; routed as if the request had authenticated (--consumer NAME gives its identity)"
                     .to_string(),
             );
-            plan.decide_as(req, None, &mut state, now)
+            plan.decide_as(req, None, &mut state)
         }
         other => other,
     };
@@ -202,7 +203,8 @@ pub fn decide(
                 How::Selected => "select",
                 How::MissingKey => "missing_key",
             };
-            let why = why(g, seed, d.how, d.upstream, d.bucket, key.as_deref());
+            let split = split_at(plan, d.gateway, now).unwrap_or_else(|| g.split.clone());
+            let why = why(g, &split, seed, d.how, d.upstream, d.bucket, key.as_deref());
             Routed {
                 gateway: Some(g.name.clone()),
                 upstream: Some(d.upstream_name.to_string()),
@@ -239,9 +241,9 @@ pub fn decide(
 }
 
 /// `buckets 0-499 belong to fraud-v2 (5%)`.
-fn owner(g: &Gateway, upstream: usize) -> String {
+fn owner(g: &Gateway, split: &SplitPlan, upstream: usize) -> String {
     let name = g.upstream_name(upstream);
-    match ranges(g).get(upstream) {
+    match ranges(split).get(upstream) {
         Some(&(a, b)) if b > a => format!(
             "buckets {a}-{} belong to {name} ({}%)",
             b - 1,
@@ -253,6 +255,7 @@ fn owner(g: &Gateway, upstream: usize) -> String {
 
 fn why(
     g: &Gateway,
+    split: &SplitPlan,
     seed: u32,
     how: How,
     upstream: usize,
@@ -264,11 +267,11 @@ fn why(
         How::Hashed => format!(
             "murmur3_x86_32({:?}, seed {seed}) mod 10000 = {bucket_text}; {}",
             key.unwrap_or_default(),
-            owner(g, upstream)
+            owner(g, split, upstream)
         ),
         How::Random => format!(
             "split at random: this request drew bucket {bucket_text}; {}",
-            owner(g, upstream)
+            owner(g, split, upstream)
         ),
         How::Selected => match &g.select_header {
             Some(h) => format!("the select header {h} names {}", g.upstream_name(upstream)),
@@ -286,7 +289,7 @@ fn why(
                 Some(_) => format!(
                     "{missing} (split {}): when_missing: random drew bucket {bucket_text}; {}",
                     describe_split(g, seed),
-                    owner(g, upstream)
+                    owner(g, split, upstream)
                 ),
                 None => format!("{missing}: when_missing: primary sends it to the primary"),
             }

@@ -8,21 +8,22 @@ use serde_json::{json, Value};
 
 use super::args::{DiffArgs, SimulateArgs};
 use super::input::{self, gateway_index, gateway_json, read_keys};
+use super::live::split_at;
 use super::table::Table;
-use super::{print_json, Failure, Outcome, Output, EXIT_FAILED};
+use super::{print_json, unix_time, Failure, Outcome, Output, EXIT_FAILED};
 use crate::config::Gateway;
-use crate::split::{KeySource, TOTAL_BUCKETS};
+use crate::split::{KeySource, SplitPlan, TOTAL_BUCKETS};
 use crate::validate::format_bp;
 
 /// Each upstream's share in basis points, by upstream index (0 is the primary).
-pub fn shares_bp(g: &Gateway) -> Vec<u32> {
-    ranges(g).into_iter().map(|(a, b)| b - a).collect()
+pub fn shares_bp(split: &SplitPlan) -> Vec<u32> {
+    ranges(split).into_iter().map(|(a, b)| b - a).collect()
 }
 
 /// Each upstream's bucket range `[start, end)`, by upstream index: canaries
 /// own consecutive ranges from 0 in listed order, the primary the rest.
-pub fn ranges(g: &Gateway) -> Vec<(u32, u32)> {
-    let edges = g.split.edges();
+pub fn ranges(split: &SplitPlan) -> Vec<(u32, u32)> {
+    let edges = split.edges();
     let last = edges.last().copied().unwrap_or(0);
     let mut out = vec![(last, TOTAL_BUCKETS)];
     let mut start = 0;
@@ -46,7 +47,7 @@ pub fn listens_on(g: &Gateway, with_table: bool) -> (Vec<String>, String) {
 /// `fraud [models.example.com/fraud]: fraud-v1 95%, fraud-v2 5%`.
 pub fn describe_gateway(g: &Gateway, with_table: bool) -> String {
     let (hosts, prefix) = listens_on(g, with_table);
-    let shares = shares_bp(g);
+    let shares = shares_bp(&g.split);
     let upstreams: Vec<String> = g
         .upstreams
         .iter()
@@ -80,18 +81,22 @@ pub fn hash_seed(config: &Value, index: usize) -> u32 {
 }
 
 /// The upstream index a key gets (the filter's choice for a non-empty key).
-fn upstream_of(g: &Gateway, key: &str) -> usize {
+fn upstream_of(split: &SplitPlan, key: &str) -> usize {
     // A keyed split never draws for a non-empty key.
-    g.split.choose(Some(key.as_bytes()), || 0).upstream
+    split.choose(Some(key.as_bytes()), || 0).upstream
 }
 
 /// Bucket by bucket, which upstream's buckets go to which other upstream
-/// between two versions of a gateway: `(from, to, buckets)`, `from != to`.
-pub fn bucket_moves(old: &Gateway, new: &Gateway) -> Vec<(String, String, u32)> {
+/// between two versions of a gateway, each with the split it routes with:
+/// `(from, to, buckets)`, `from != to`.
+pub fn bucket_moves(
+    (old, old_split): (&Gateway, &SplitPlan),
+    (new, new_split): (&Gateway, &SplitPlan),
+) -> Vec<(String, String, u32)> {
     let mut moves: BTreeMap<(usize, usize), u32> = BTreeMap::new();
     for b in 0..TOTAL_BUCKETS {
-        let from = old.split.upstream_for_bucket(b);
-        let to = new.split.upstream_for_bucket(b);
+        let from = old_split.upstream_for_bucket(b);
+        let to = new_split.upstream_for_bucket(b);
         if old.upstream_name(from) != new.upstream_name(to) {
             *moves.entry((from, to)).or_default() += 1;
         }
@@ -129,6 +134,8 @@ pub fn simulate(a: &SimulateArgs, output: Output) -> Outcome {
     let Some(g) = loaded.plan.gateways.get(index) else {
         return Err(Failure::usage("no such gateway"));
     };
+    let now = unix_time(a.at.as_deref())?;
+    let split = split_at(&loaded.plan, index, now).unwrap_or_else(|| g.split.clone());
     let random_split = matches!(g.split.key(), KeySource::Random);
     let mut counts = vec![0u64; g.upstreams.len()];
     let (population, total) = match (&a.keys, a.random) {
@@ -141,7 +148,7 @@ pub fn simulate(a: &SimulateArgs, output: Output) -> Outcome {
             }
             let keys = read_keys(path)?;
             for key in &keys {
-                if let Some(c) = counts.get_mut(upstream_of(g, key)) {
+                if let Some(c) = counts.get_mut(upstream_of(&split, key)) {
                     *c += 1;
                 }
             }
@@ -156,10 +163,10 @@ pub fn simulate(a: &SimulateArgs, output: Output) -> Outcome {
             let mut rng = fastrand::Rng::new();
             for _ in 0..n {
                 let upstream = if random_split {
-                    g.split.choose(None, || rng.u32(0..TOTAL_BUCKETS)).upstream
+                    split.choose(None, || rng.u32(0..TOTAL_BUCKETS)).upstream
                 } else {
                     let key = format!("{:016x}", rng.u64(..));
-                    upstream_of(g, &key)
+                    upstream_of(&split, &key)
                 };
                 if let Some(c) = counts.get_mut(upstream) {
                     *c += 1;
@@ -177,7 +184,7 @@ pub fn simulate(a: &SimulateArgs, output: Output) -> Outcome {
         (None, None) => return Err(Failure::usage("give --keys FILE or --random N")),
     };
     let seed = hash_seed(&loaded.value, index);
-    let shares = shares_bp(g);
+    let shares = shares_bp(&split);
     // Canaries first, in bucket order, then the primary: the order of the key space.
     let order: Vec<usize> = (1..g.upstreams.len()).chain([0]).collect();
     let rows: Vec<(usize, f64, u64, Option<f64>)> = order
@@ -257,6 +264,9 @@ pub fn diff(a: &DiffArgs, output: Output) -> Outcome {
     let Some(ng) = new.plan.gateways.get(ni) else {
         return Err(Failure::usage("no such gateway"));
     };
+    let now = unix_time(a.at.as_deref())?;
+    let old_split = split_at(&old.plan, oi, now).unwrap_or_else(|| og.split.clone());
+    let new_split = split_at(&new.plan, ni, now).unwrap_or_else(|| ng.split.clone());
     for (g, file) in [(og, &old_name), (ng, &new_name)] {
         if matches!(g.split.key(), KeySource::Random) {
             return Err(Failure::usage(format!(
@@ -276,11 +286,11 @@ pub fn diff(a: &DiffArgs, output: Output) -> Outcome {
     let mut cells: BTreeMap<(usize, usize), u64> = BTreeMap::new();
     for key in &keys {
         *cells
-            .entry((upstream_of(og, key), upstream_of(ng, key)))
+            .entry((upstream_of(&old_split, key), upstream_of(&new_split, key)))
             .or_default() += 1;
     }
-    let old_shares = shares_bp(og);
-    let new_shares = shares_bp(ng);
+    let old_shares = shares_bp(&old_split);
+    let new_shares = shares_bp(&new_split);
     let new_share_of = |name: &str| {
         ng.upstreams
             .iter()
@@ -398,8 +408,11 @@ mod tests {
         let g = gateway(
             r#"{"primary":"v1","canaries":[{"name":"v2","percent":10},{"name":"v3","percent":2.5}]}"#,
         );
-        assert_eq!(ranges(&g), vec![(1250, 10_000), (0, 1000), (1000, 1250)]);
-        assert_eq!(shares_bp(&g), vec![8750, 1000, 250]);
+        assert_eq!(
+            ranges(&g.split),
+            vec![(1250, 10_000), (0, 1000), (1000, 1250)]
+        );
+        assert_eq!(shares_bp(&g.split), vec![8750, 1000, 250]);
         assert_eq!(
             describe_gateway(&g, false),
             "default [*]: v1 87.5%, v2 10%, v3 2.5%"
@@ -415,7 +428,7 @@ mod tests {
             r#"{"primary":"v1","canaries":[{"name":"v2","percent":20},{"name":"v3","percent":5}]}"#,
         );
         // v2 [0,1000) v3 [1000,1500) v1 [1500,10000)  ->  v2 [0,2000) v3 [2000,2500) v1 rest
-        let moves = bucket_moves(&old, &new);
+        let moves = bucket_moves((&old, &old.split), (&new, &new.split));
         let want = [("v1", "v2", 500), ("v1", "v3", 500), ("v3", "v2", 500)];
         assert_eq!(moves.len(), want.len(), "{moves:?}");
         for ((f, t, n), (wf, wt, wn)) in moves.iter().zip(want) {

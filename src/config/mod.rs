@@ -7,9 +7,11 @@
 //! never repeats a secret (password hash, key digest). The checks of single
 //! fields are in [`crate::validate`]; each auth mode checks its own object.
 
+mod canary;
 mod plan;
 mod raw;
 
+pub use canary::{Canary, MAX_WINDOW_SECONDS};
 pub use plan::{Gateway, Plan, Unmatched, DEFAULT_GATEWAY};
 pub use raw::{DEFAULT_CONSUMER_HEADER, DEFAULT_ROUTE_HEADER};
 
@@ -22,6 +24,7 @@ use crate::validate::{
     basis_points, format_bp, from_json, header_name, non_empty, unique, upstream_name, ConfigError,
     Unique,
 };
+use canary::RawGuard;
 use raw::{RawAuth, RawCanary, RawConfig, RawGateway, RawSplit, SplitBy};
 
 /// Parses and validates the plugin configuration into an immutable plan.
@@ -204,6 +207,7 @@ fn build_gateway(
 ) -> Result<Gateway, ConfigError> {
     let select_header = optional_header("select_header", raw.select_header.as_deref())?;
     let (upstreams, percents_bp) = upstreams(&raw.primary, &raw.canaries)?;
+    let canaries = canaries(raw.canaries, &percents_bp)?;
     let auth = build_auth(raw.auth, oauth2)?;
     let split = build_split(raw.split, &auth, &percents_bp)?;
     check_header_roles(headers, select_header.as_deref(), &split, &auth)?;
@@ -214,6 +218,7 @@ fn build_gateway(
         strip_prefix: raw.strip_prefix,
         select_header,
         upstreams,
+        canaries,
         split,
         auth,
         jwks_source: None,
@@ -300,6 +305,38 @@ fn upstreams(
         upstreams.push(canary.name.clone());
     }
     Ok((upstreams, percents_bp))
+}
+
+/// Each canary's revision, guard and ramp. All canaries at their ramp ends
+/// must still fit in 100%.
+fn canaries(raw: Vec<RawCanary>, percents_bp: &[u32]) -> Result<Vec<Canary>, ConfigError> {
+    let mut compiled = Vec::with_capacity(raw.len());
+    let mut total_at_ends: u32 = 0;
+    for (i, (canary, bp)) in raw.into_iter().zip(percents_bp).enumerate() {
+        let at = |e: ConfigError| ConfigError::new(format!("canaries[{i}].{}", e.path), e.message);
+        let digest = canary::digest(&canary);
+        let ramp = canary.ramp.map(|r| r.build(*bp)).transpose().map_err(at)?;
+        let end = ramp.map_or(*bp, |r| r.until_bp);
+        total_at_ends += end;
+        if ramp.is_some() && total_at_ends > TOTAL_BUCKETS {
+            return Err(ConfigError::new(
+                format!("canaries[{i}].ramp.until"),
+                format!(
+                    "total {} at the ramp ends exceeds 100",
+                    format_bp(total_at_ends)
+                ),
+            ));
+        }
+        compiled.push(Canary {
+            name: canary.name,
+            percent_bp: *bp,
+            revision: canary::revision(canary.revision).map_err(at)?,
+            guard: canary.guard.map(RawGuard::build).transpose().map_err(at)?,
+            ramp,
+            digest,
+        });
+    }
+    Ok(compiled)
 }
 
 fn build_split(
@@ -471,7 +508,7 @@ mod tests {
         let e = err(r#"{"primary":"a","canaries":[{"name":"b","percnt":1}]}"#);
         assert_eq!(
             e,
-            "canaries[0].percnt: unknown field `percnt`, expected `name` or `percent`"
+            "canaries[0].percnt: unknown field `percnt`, expected one of `name`, `percent`, `revision`, `guard`, `ramp`"
         );
         let e = err(r#"{"primary":"a","split":{"by":"hash"}}"#);
         assert!(e.starts_with("split.by: unknown variant `hash`"), "{e}");
@@ -665,5 +702,47 @@ mod tests {
         assert_eq!(plan.gateways[1].jwks_source, None);
         let single = parse(format!(r#"{{"primary":"v1",{}}}"#, oauth(uri)).as_bytes()).unwrap();
         assert_eq!(single.jwks_sources, vec![vec![0]]);
+    }
+
+    #[test]
+    fn guards_and_ramps_are_validated_naming_the_field() {
+        let c = |canary: &str| {
+            format!(r#"{{"primary":"v1","canaries":[{{"name":"v2","percent":10}},{canary}]}}"#)
+        };
+        for (canary, message) in [
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":1.5}}"#,
+             "canaries[1].guard.max_error_rate: 1.5 is not between 0 and 1"),
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":0.1,"slow_ms":800}}"#,
+             "canaries[1].guard.max_slow_rate: required with slow_ms (the share of responses slower than slow_ms that trips)"),
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":0.1,"failure_statuses":["5xx","teapot"]}}"#,
+             "canaries[1].guard.failure_statuses[1]: \"teapot\" is neither a status class (1xx, 2xx, 3xx, 4xx, 5xx, grpc_error) nor a status code 100-599"),
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":0.1,"window_seconds":0}}"#,
+             "canaries[1].guard.window_seconds: 0 is not between 1 and 3600"),
+            (r#"{"name":"v3","percent":5,"ramp":{"start":"yesterday","step":5,"every_seconds":60,"until":20}}"#,
+             ""),
+            (r#"{"name":"v3","percent":5,"ramp":{"start":"2026-12-01T10:00:00Z","step":0,"every_seconds":60,"until":20}}"#,
+             "canaries[1].ramp.step: must be more than 0"),
+            (r#"{"name":"v3","percent":5,"ramp":{"start":"2026-12-01T10:00:00Z","step":5,"every_seconds":60,"until":2}}"#,
+             "canaries[1].ramp.until: 2 is below the canary's percent"),
+            (r#"{"name":"v3","percent":5,"ramp":{"start":"2026-12-01T10:00:00Z","step":5,"every_seconds":60,"until":95}}"#,
+             "canaries[1].ramp.until: total 105 at the ramp ends exceeds 100"),
+            (r#"{"name":"v3","percent":5,"revision":""}"#, "canaries[1].revision: must not be empty"),
+            (r#"{"name":"v3","percent":5,"guard":{"max_error_rate":0.1,"minimum":3}}"#, ""),
+        ] {
+            let got = err(&c(canary));
+            if message.is_empty() {
+                assert!(got.starts_with("canaries[1]"), "{got}");
+            } else {
+                assert_eq!(got, message, "{canary}");
+            }
+        }
+        let plan = parse(c(r#"{"name":"v3","percent":5,"ramp":{"start":"2026-12-01T10:00:00+01:00","step":5,"every_seconds":60,"until":90},"guard":{"max_error_rate":0.1}}"#).as_bytes()).unwrap();
+        let v3 = &plan.gateways[0].canaries[1];
+        assert_eq!(
+            v3.ramp.unwrap().start_s,
+            1_796_115_600,
+            "09:00 UTC: offsets are honoured"
+        );
+        assert_eq!(v3.guard.as_ref().unwrap().min_requests, 20);
     }
 }

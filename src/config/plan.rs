@@ -37,6 +37,8 @@ pub struct Gateway {
     pub select_header: Option<String>,
     /// Index 0 is the primary; canaries follow in listed order.
     pub upstreams: Vec<String>,
+    /// The canaries (upstream `i + 1` is `canaries[i]`): shares, guards, ramps.
+    pub canaries: Vec<super::Canary>,
     pub split: SplitPlan,
     pub auth: Authenticator,
     /// Index into [`Plan::jwks_sources`] when the gateway fetches a JWKS.

@@ -2,7 +2,9 @@
 //! are the documented contract; each auth mode owns the shape of its `auth`
 //! object.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use super::canary::{RawGuard, RawRamp};
 
 use crate::auth::{RawAccessKey, RawBasic};
 use crate::split::WhenMissing;
@@ -74,11 +76,17 @@ pub enum Unmatched {
     Pass,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCanary {
     pub(super) name: String,
     pub(super) percent: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) guard: Option<RawGuard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) ramp: Option<RawRamp>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq, Debug)]

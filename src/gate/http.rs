@@ -6,12 +6,13 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::root::read_body;
-use super::{internal_error, send, Chosen, Shared, Waiting};
+use super::{internal_error, send, Chosen, Routed, Shared, Waiting};
 use crate::auth::oauth2::fetch;
 use crate::auth::oauth2::{HttpCall, TokenDigest};
 use crate::decide::{Outcome, Wait};
 use crate::host::{Action, Host, HostError};
 use crate::reply::Reply;
+use crate::watch::class::{classify, is_grpc};
 
 /// The largest introspection answer read from the host.
 const MAX_CALL_BODY: usize = 64 * 1024;
@@ -24,6 +25,8 @@ pub struct Http {
     /// The introspection call in flight: its token, the gateway, the digest
     /// of the bearer token.
     introspection: Option<(u32, usize, TokenDigest)>,
+    /// A gRPC response waiting for its trailers: its status and latency.
+    awaiting_trailers: Option<(u32, u64)>,
 }
 
 impl Http {
@@ -33,6 +36,7 @@ impl Http {
             shared,
             chosen: Rc::new(Cell::new(None)),
             introspection: None,
+            awaiting_trailers: None,
         }
     }
 
@@ -171,25 +175,106 @@ impl Http {
         shared.finish(host, outcome, &self.chosen)
     }
 
-    /// Names the chosen upstream on the response, if configured.
-    pub fn on_response_headers(&mut self, host: &dyn Host) -> Action {
-        if let (Some(shared), Some((gateway, upstream))) = (self.shared.as_ref(), self.chosen.get())
-        {
-            if let Some(header) = shared.plan.response_header.as_deref() {
-                let name = shared
-                    .plan
-                    .gateway(gateway)
-                    .map_or("", |g| g.upstream_name(upstream));
-                let _ = host.set_response_header(header, name.as_bytes());
-            }
+    /// The response of a forwarded request: name the upstream (if
+    /// configured), then count its class and latency; a gRPC response whose
+    /// status comes in the trailers waits for them.
+    pub fn on_response_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
+        let (Some(shared), Some(routed)) = (self.shared.clone(), self.chosen.get()) else {
+            return Action::Continue;
+        };
+        if let Some(header) = shared.plan.response_header.as_deref() {
+            let name = shared
+                .plan
+                .gateway(routed.gateway)
+                .map_or("", |g| g.upstream_name(routed.upstream));
+            let _ = host.set_response_header(header, name.as_bytes());
         }
+        let now = host.now_ms().unwrap_or(routed.at_ms);
+        let latency_ms = now.saturating_sub(routed.at_ms);
+        let status = fetch::call_status(host.response_header(":status").as_deref()).unwrap_or(0);
+        let grpc_status = host.response_header("grpc-status");
+        if grpc_status.is_none()
+            && !end_of_stream
+            && is_grpc(host.response_header("content-type").as_deref())
+        {
+            self.awaiting_trailers = Some((status, latency_ms));
+            return Action::Continue;
+        }
+        self.observed(
+            host,
+            &shared,
+            routed,
+            status,
+            grpc_status.as_deref(),
+            latency_ms,
+            now,
+        );
         Action::Continue
     }
 
-    /// The request is gone: a parked request must not be resumed later.
-    pub fn on_done(&mut self) -> bool {
-        if let Some(shared) = &self.shared {
+    /// The trailers of a gRPC response whose status was not in the headers.
+    pub fn on_response_trailers(&mut self, host: &dyn Host) -> Action {
+        let (Some(shared), Some(routed), Some((status, latency_ms))) = (
+            self.shared.clone(),
+            self.chosen.get(),
+            self.awaiting_trailers.take(),
+        ) else {
+            return Action::Continue;
+        };
+        let grpc_status = host.response_trailer("grpc-status");
+        let now = host.now_ms().unwrap_or(routed.at_ms);
+        // gRPC without any status is an error (the call did not complete).
+        let grpc_status = grpc_status.unwrap_or_else(|| b"2".to_vec());
+        self.observed(
+            host,
+            &shared,
+            routed,
+            status,
+            Some(&grpc_status),
+            latency_ms,
+            now,
+        );
+        Action::Continue
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn observed(
+        &self,
+        host: &dyn Host,
+        shared: &Shared,
+        routed: Routed,
+        status: u32,
+        grpc_status: Option<&[u8]>,
+        latency_ms: u64,
+        now_ms: u64,
+    ) {
+        let class = classify(status, grpc_status);
+        shared
+            .metrics
+            .response(host, routed.gateway, routed.upstream, class, latency_ms);
+        if routed.by_split {
+            shared.canaries.borrow_mut().record(
+                routed.gateway,
+                routed.upstream,
+                status,
+                class,
+                latency_ms,
+                now_ms / 1000,
+            );
+        }
+    }
+
+    /// The request is gone: a parked request must not be resumed later; a
+    /// gRPC response that never sent its trailers is counted as failed.
+    pub fn on_done(&mut self, host: &dyn Host) -> bool {
+        if let Some(shared) = self.shared.clone() {
             shared.parked.borrow_mut().forget(self.context_id);
+            if let (Some(routed), Some((status, latency_ms))) =
+                (self.chosen.get(), self.awaiting_trailers.take())
+            {
+                let now = host.now_ms().unwrap_or(routed.at_ms);
+                self.observed(host, &shared, routed, status, Some(b"2"), latency_ms, now);
+            }
         }
         true
     }

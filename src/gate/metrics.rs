@@ -9,6 +9,7 @@ use crate::auth::{denial_reasons, Authenticator};
 use crate::config::{Gateway, Plan};
 use crate::gateway::stats::{stat_name, Label};
 use crate::host::Host;
+use crate::watch::class::Class;
 
 /// Counter ids (`None` where the host refused to define one: it is skipped).
 #[derive(Debug)]
@@ -22,6 +23,14 @@ pub struct Metrics {
 struct GatewayMetrics {
     /// Requests routed, per upstream (same order as the gateway's upstreams).
     routed: Vec<Option<u32>>,
+    /// Per upstream: responses per class (in `Class::ALL` order), and latency.
+    responses: Vec<[Option<u32>; 6]>,
+    response_ms: Vec<Option<u32>>,
+    /// Per canary (upstream `i + 1`): its current share, guard state and trips.
+    basis_points: Vec<Option<u32>>,
+    guard_tripped: Vec<Option<u32>>,
+    guard_trips: Vec<Option<u32>>,
+    guard_dry_run_trips: Vec<Option<u32>>,
     auth_allowed: Option<u32>,
     /// Denials per reason label.
     auth_denied: Vec<(&'static str, Option<u32>)>,
@@ -50,12 +59,54 @@ impl GatewayMetrics {
                 None
             }
         };
+        let per_upstream = |f: &dyn Fn(&str) -> Option<u32>| -> Vec<Option<u32>> {
+            gateway.upstreams.iter().map(|u| f(u)).collect()
+        };
+        let per_canary = |f: &dyn Fn(&str) -> Option<u32>| -> Vec<Option<u32>> {
+            gateway.canaries.iter().map(|c| f(&c.name)).collect()
+        };
+        let guarded = |name: &str| {
+            gateway
+                .canaries
+                .iter()
+                .any(|c| c.name == name && c.guard.is_some())
+        };
+        let guard_metric = |kind: fn(&dyn Host, &str) -> Option<u32>, metric: &'static str| {
+            move |u: &str| {
+                let name = stat_name(metric, &[g, (Label::Upstream, u)]).ok()?;
+                if guarded(u) {
+                    kind(host, &name)
+                } else {
+                    None
+                }
+            }
+        };
         Self {
-            routed: gateway
+            routed: per_upstream(&|u| counter(host, "requests", &[g, (Label::Upstream, u)])),
+            responses: gateway
                 .upstreams
                 .iter()
-                .map(|u| counter(host, "requests", &[g, (Label::Upstream, u)]))
+                .map(|u| {
+                    Class::ALL.map(|c| {
+                        let labels = [g, (Label::Upstream, u), (Label::Class, c.label())];
+                        counter(host, "responses", &labels)
+                    })
+                })
                 .collect(),
+            response_ms: per_upstream(&|u| {
+                let name = stat_name("response_ms", &[g, (Label::Upstream, u)]).ok()?;
+                host.define_histogram(&name)
+            }),
+            basis_points: per_canary(&|u| {
+                let name = stat_name("canary_basis_points", &[g, (Label::Upstream, u)]).ok()?;
+                host.define_gauge(&name)
+            }),
+            guard_tripped: per_canary(&guard_metric(|h, n| h.define_gauge(n), "guard_tripped")),
+            guard_trips: per_canary(&guard_metric(|h, n| h.define_counter(n), "guard_trips")),
+            guard_dry_run_trips: per_canary(&guard_metric(
+                |h, n| h.define_counter(n),
+                "guard_dry_run_trips",
+            )),
             auth_allowed: counter(host, "auth_allowed", &[g]),
             auth_denied: denial_reasons()
                 .into_iter()
@@ -132,6 +183,64 @@ impl Metrics {
 
     pub fn introspection(&self, host: &dyn Host, gateway: usize) {
         Self::inc(host, self.of(gateway).and_then(|m| m.introspections));
+    }
+
+    /// A response of `upstream`: its class, and its latency in the histogram.
+    pub fn response(
+        &self,
+        host: &dyn Host,
+        gateway: usize,
+        upstream: usize,
+        class: Class,
+        ms: u64,
+    ) {
+        let Some(m) = self.of(gateway) else { return };
+        let slot = Class::ALL.iter().position(|c| *c == class).unwrap_or(0);
+        let id = m
+            .responses
+            .get(upstream)
+            .and_then(|ids| ids.get(slot))
+            .copied()
+            .flatten();
+        Self::inc(host, id);
+        if let Some(id) = m.response_ms.get(upstream).copied().flatten() {
+            host.record(id, ms);
+        }
+    }
+
+    /// A canary's current share (basis points), its guard state (0 or 1).
+    pub fn canary_state(
+        &self,
+        host: &dyn Host,
+        gateway: usize,
+        upstream: usize,
+        share_bp: u32,
+        tripped: Option<bool>,
+    ) {
+        let Some(m) = self.of(gateway) else { return };
+        let Some(canary) = upstream.checked_sub(1) else {
+            return;
+        };
+        if let Some(id) = m.basis_points.get(canary).copied().flatten() {
+            host.record(id, u64::from(share_bp));
+        }
+        if let (Some(t), Some(id)) = (tripped, m.guard_tripped.get(canary).copied().flatten()) {
+            host.record(id, u64::from(t));
+        }
+    }
+
+    /// A trip this worker wrote (once per Envoy process), or a dry-run one.
+    pub fn guard_trip(&self, host: &dyn Host, gateway: usize, upstream: usize, dry_run: bool) {
+        let Some(m) = self.of(gateway) else { return };
+        let Some(canary) = upstream.checked_sub(1) else {
+            return;
+        };
+        let ids = if dry_run {
+            &m.guard_dry_run_trips
+        } else {
+            &m.guard_trips
+        };
+        Self::inc(host, ids.get(canary).copied().flatten());
     }
 
     /// A JWKS fetch of a source, counted for every gateway that uses it.

@@ -25,12 +25,14 @@ use std::rc::Rc;
 pub use http::Http;
 pub use root::Root;
 
+use crate::canaries::Canaries;
 use crate::config::Plan;
 use crate::decide::{Decision, Outcome, State, Wait};
 use crate::host::{Action, Host, HostError};
 use crate::park::Parking;
 use crate::reply::{Denial, Reply};
 use crate::request::Request;
+use crate::split::How;
 use crate::streak::Streak;
 use metrics::Metrics;
 
@@ -38,9 +40,20 @@ use metrics::Metrics;
 /// get 503 at once.
 const MAX_PARKED: usize = 4096;
 
-/// The upstream chosen for a request, for the response header. Shared with
-/// the root context while the request is parked.
-type Chosen = Rc<Cell<Option<(usize, usize)>>>;
+/// Where a forwarded request went, for the response phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Routed {
+    gateway: usize,
+    upstream: usize,
+    /// The split chose it (select-header traffic is monitored, not judged).
+    by_split: bool,
+    /// When the filter forwarded it (ms since the epoch): latency starts here.
+    at_ms: u64,
+}
+
+/// The upstream chosen for a request. Shared with the root context while the
+/// request is parked.
+type Chosen = Rc<Cell<Option<Routed>>>;
 
 /// A request parked until its gateway's first key set: where to record the
 /// chosen (gateway, upstream), and the gateway.
@@ -59,6 +72,8 @@ struct Shared {
     introspection: RefCell<Streak>,
     /// Some gateway checks tokens, which needs the clock.
     needs_clock: bool,
+    /// The canaries with a guard or a ramp: shares, windows, trips.
+    canaries: RefCell<Canaries>,
 }
 
 /// Request headers read through the host (of the effective context).
@@ -69,11 +84,11 @@ impl Request for HostRequest<'_> {
         self.0.request_header(name)
     }
 
-    fn cookie_headers(&self) -> Vec<Vec<u8>> {
+    fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
         self.0
             .request_headers()
             .into_iter()
-            .filter(|(k, _)| k.as_slice() == b"cookie")
+            .filter(|(k, _)| k.as_slice() == name.as_bytes())
             .map(|(_, v)| v)
             .collect()
     }
@@ -98,7 +113,7 @@ impl Shared {
         &self,
         host: &dyn Host,
         decision: &Decision<'_>,
-        chosen: &Cell<Option<(usize, usize)>>,
+        chosen: &Cell<Option<Routed>>,
     ) -> Result<(), HostError> {
         let plan = &self.plan;
         let gateway = decision.gateway;
@@ -123,7 +138,13 @@ impl Shared {
         host.set_request_header(&plan.route_header, Some(upstream))?;
         clear_route_cache(host);
         self.metrics.routed(host, gateway, decision.upstream);
-        chosen.set(Some((gateway, decision.upstream)));
+        self.record_for_access_log(host, decision);
+        chosen.set(Some(Routed {
+            gateway,
+            upstream: decision.upstream,
+            by_split: decision.how != How::Selected,
+            at_ms: host.now_ms().unwrap_or(0),
+        }));
         log::debug!(
             "canary-gate: {} -> {} ({:?}, bucket {:?}, gateway {})",
             decision.consumer.as_deref().unwrap_or("-"),
@@ -133,6 +154,21 @@ impl Shared {
             plan.gateway(gateway).map_or("-", |g| g.name.as_str()),
         );
         Ok(())
+    }
+
+    /// What the access log can print: `%FILTER_STATE(wasm.canary_gate_gateway:PLAIN)%`,
+    /// `..._upstream`, `..._bucket`, `..._consumer`.
+    fn record_for_access_log(&self, host: &dyn Host, decision: &Decision<'_>) {
+        if let Some(g) = self.plan.gateway(decision.gateway) {
+            host.set_property("canary_gate_gateway", g.name.as_bytes());
+        }
+        host.set_property("canary_gate_upstream", decision.upstream_name.as_bytes());
+        if let Some(bucket) = decision.bucket {
+            host.set_property("canary_gate_bucket", bucket.to_string().as_bytes());
+        }
+        if let Some(consumer) = decision.consumer.as_deref() {
+            host.set_property("canary_gate_consumer", consumer.as_bytes());
+        }
     }
 
     /// An unmatched request with `unmatched: pass`: forwarded with neither
@@ -164,7 +200,7 @@ impl Shared {
         &self,
         host: &dyn Host,
         outcome: Outcome<'_>,
-        chosen: &Cell<Option<(usize, usize)>>,
+        chosen: &Cell<Option<Routed>>,
     ) -> Result<(), HostError> {
         match outcome {
             Outcome::Forward(decision) => {

@@ -9,6 +9,7 @@ use super::{internal_error, Http, Shared, Waiting, MAX_PARKED};
 use crate::auth::oauth2::fetch::{self, JwksOutcome, MAX_JWKS_READ};
 use crate::auth::oauth2::{tick_period_ms, Refresh};
 use crate::auth::{Authenticator, CREDENTIAL_CACHE_CAPACITY};
+use crate::canaries::{self, Canaries, TripAction, TRIP_LEVEL};
 use crate::config::Plan;
 use crate::decide::State;
 use crate::host::Host;
@@ -72,22 +73,33 @@ impl Root {
                 call: None,
             })
             .collect();
+        let plugin = host
+            .plugin_name()
+            .unwrap_or_else(|| "canary-gate".to_string());
+        let canaries = Canaries::new(&plan, &plugin);
+        let watch_tick = canaries.need_tick().then_some(WATCH_TICK_MS);
         let tick = (0..plan.jwks_sources.len())
             .filter_map(|s| plan.jwks_uri(s))
             .map(|u| tick_period_ms(u.endpoint.timeout_ms))
+            .chain(watch_tick)
             .min();
+        forget_stale_keys(host, &plugin, &canaries);
         let needs_clock = plan
             .gateways
             .iter()
             .any(|g| matches!(g.auth, Authenticator::OAuth2(_)));
         self.shared = Some(Rc::new(Shared {
             needs_clock,
+            canaries: RefCell::new(canaries),
             plan,
             metrics,
             state: RefCell::new(state),
             parked: RefCell::new(Parking::new(MAX_PARKED)),
             introspection: RefCell::new(Streak::default()),
         }));
+        if let Some(shared) = self.shared.clone() {
+            watch(host, &shared, false);
+        }
         let Some(tick) = tick else {
             return true;
         };
@@ -111,6 +123,7 @@ impl Root {
         self.fetch_jwks(host, now);
         if let Some(shared) = self.shared.clone() {
             self.expire_parked(host, &shared, now);
+            watch(host, &shared, true);
         }
     }
 
@@ -227,6 +240,87 @@ fn wake_parked(root_id: u32, host: &dyn Host, shared: &Shared, gateways: &[usize
         }
     }
     let _ = host.set_effective_context(root_id);
+}
+
+/// How often a worker merges its guard windows and steps its ramps.
+const WATCH_TICK_MS: u64 = 1_000;
+
+/// A new configuration writes an empty value to the keys of the previous
+/// one that it no longer uses (a changed canary starts clean), and lists its own.
+fn forget_stale_keys(host: &dyn Host, plugin: &str, canaries: &Canaries) {
+    let index = canaries::index_key(plugin);
+    let current = canaries.keys();
+    let (old, _) = host.shared_data(&index);
+    for key in canaries::stale_keys(old.as_deref(), &current) {
+        let _ = host.set_shared_data(&key, b"", None);
+    }
+    let _ = host.set_shared_data(&index, current.join("\n").as_bytes(), None);
+}
+
+/// On the tick: merge this worker's guard windows into the shared ones, judge
+/// them, write a trip once, see trips written by any worker, and route with the
+/// live split (ramps stepped, tripped canaries diverted).
+fn watch(host: &dyn Host, shared: &Shared, merge: bool) {
+    let Ok(now_ms) = host.now_ms() else { return };
+    let now_s = now_ms / 1000;
+    let mut canaries = shared.canaries.borrow_mut();
+    for i in 0..canaries.len() {
+        if !canaries.guarded(i) {
+            continue;
+        }
+        let (Some(window_key), Some(trip_key)) = (canaries.window_key(i), canaries.trip_key(i))
+        else {
+            continue;
+        };
+        let (mut window, cas) = host.shared_data(&window_key);
+        if merge {
+            if let Some(merged) = canaries.merge_into(i, window.as_deref()) {
+                // A lost race keeps the deltas for the next tick.
+                if host.set_shared_data(&window_key, &merged, cas).is_ok() {
+                    canaries.merged(i);
+                    window = Some(merged);
+                }
+            }
+        }
+        let (gateway, upstream) = canaries.target(i).unwrap_or((0, 0));
+        match canaries.judge(&shared.plan, i, window.as_deref(), now_s) {
+            TripAction::None => {}
+            TripAction::DryRun { log } => {
+                log::log!(TRIP_LEVEL, "{log}");
+                shared.metrics.guard_trip(host, gateway, upstream, true);
+            }
+            TripAction::Trip { share_bp, log } => {
+                let (current, cas) = host.shared_data(&trip_key);
+                let untripped = canaries::parse_trip(current.as_deref()).is_none();
+                let value = canaries::trip_value(share_bp);
+                // The worker whose write lands logs and counts: once per process.
+                if untripped && host.set_shared_data(&trip_key, &value, cas).is_ok() {
+                    log::log!(TRIP_LEVEL, "{log}");
+                    shared.metrics.guard_trip(host, gateway, upstream, false);
+                }
+            }
+        }
+        let (trip, _) = host.shared_data(&trip_key);
+        canaries.observe_trip(i, trip.as_deref());
+    }
+    let mut state = shared.state.borrow_mut();
+    for (gateway, split) in canaries.splits(&shared.plan, now_s) {
+        state.set_split(gateway, split);
+    }
+    drop(state);
+    for (g, gateway) in shared.plan.gateways.iter().enumerate() {
+        for c in 0..gateway.canaries.len() {
+            let watched = (0..canaries.len()).find(|i| canaries.target(*i) == Some((g, c + 1)));
+            let share = match watched {
+                Some(i) => canaries.effective_share(&shared.plan, i, now_s),
+                None => canaries::share_at(&shared.plan, g, c, now_s),
+            };
+            let tripped = watched
+                .filter(|i| canaries.guarded(*i))
+                .map(|i| canaries.is_tripped(i));
+            shared.metrics.canary_state(host, g, c + 1, share, tripped);
+        }
+    }
 }
 
 /// Up to `max` bytes of a call answer's body, and one byte more so that an

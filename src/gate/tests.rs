@@ -64,6 +64,12 @@ struct Mock {
     /// The answer delivered with the next `on_http_call_response`.
     answer: RefCell<Answer>,
     counters: RefCell<Vec<(String, u64)>>,
+    /// Histogram samples and gauge values, by metric id (same ids as counters).
+    recorded: RefCell<HashMap<u32, Vec<u64>>>,
+    response: RefCell<HashMap<String, Vec<u8>>>,
+    trailers: RefCell<HashMap<String, Vec<u8>>>,
+    properties: RefCell<HashMap<(u32, String), Vec<u8>>>,
+    shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     tick_ms: Cell<Option<u32>>,
     fail_header_writes: Cell<bool>,
 }
@@ -232,6 +238,48 @@ impl Host for Mock {
         self.tick_ms.set(Some(period));
         Ok(())
     }
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        self.define_counter(name)
+    }
+    fn define_histogram(&self, name: &str) -> Option<u32> {
+        self.define_counter(name)
+    }
+    fn record(&self, id: u32, value: u64) {
+        self.recorded
+            .borrow_mut()
+            .entry(id)
+            .or_default()
+            .push(value);
+    }
+    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.response.borrow().get(name).cloned()
+    }
+    fn response_trailer(&self, name: &str) -> Option<Vec<u8>> {
+        self.trailers.borrow().get(name).cloned()
+    }
+    fn set_property(&self, name: &str, value: &[u8]) {
+        let key = (self.effective.get(), name.to_string());
+        self.properties.borrow_mut().insert(key, value.to_vec());
+    }
+    fn plugin_name(&self) -> Option<String> {
+        Some("canary-gate".into())
+    }
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.shared.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
+        let mut shared = self.shared.borrow_mut();
+        let current = shared.get(key).map(|(_, c)| *c);
+        if cas.is_some() && cas != current {
+            return Err(HostError(8)); // CasMismatch
+        }
+        let next = current.unwrap_or(0) + 1;
+        shared.insert(key.to_string(), (value.to_vec(), next));
+        Ok(())
+    }
 }
 
 /// A counter's name in gateway `default` (see `crate::gateway::stats`).
@@ -321,12 +369,12 @@ fn forwarding_writes_the_route_and_the_identity_and_strips_the_credential() {
         0
     );
     assert_eq!(host.counter(&stat("auth_allowed", &[])), 1);
-    assert_eq!(http.on_response_headers(&host), Action::Continue);
+    assert_eq!(http.on_response_headers(&host, false), Action::Continue);
     assert_eq!(
         host.response_headers.borrow()[&2],
         vec![("x-served-by".to_string(), b"v2".to_vec())]
     );
-    assert!(http.on_done());
+    assert!(http.on_done(&host));
 }
 
 #[test]
@@ -355,7 +403,7 @@ fn refusals_reply_with_the_challenge_and_count_the_reason() {
     );
     assert_eq!(host.route_cache_cleared.get(), 0);
     // No upstream was chosen: no response header.
-    http.on_response_headers(&host);
+    http.on_response_headers(&host, false);
     assert!(host.response_headers.borrow().is_empty());
 }
 
@@ -410,7 +458,7 @@ fn jwts_wait_for_the_first_key_set_and_resume_when_it_arrives() {
     let (mut gone, a3) = send(&host, &root, 3, &[("authorization", &bearer)]);
     let (_, a4) = send(&host, &root, 4, &[("authorization", &bearer)]);
     assert_eq!((a2, a3, a4), (Action::Pause, Action::Pause, Action::Pause));
-    assert!(gone.on_done(), "request 3 goes away while it waits");
+    assert!(gone.on_done(&host), "request 3 goes away while it waits");
 
     host.now_ms.set(NOW_MS + 1_000);
     host.effective.set(ROOT_ID);
@@ -602,7 +650,7 @@ fn gateways_route_count_and_strip_per_gateway() {
         host.counter(&named("open", "requests", &[(Label::Upstream, "open-v1")])),
         1
     );
-    http.on_response_headers(&host);
+    http.on_response_headers(&host, false);
     assert_eq!(
         host.response_headers.borrow()[&2],
         vec![("x-served-by".into(), b"open-v1".to_vec())]
@@ -703,4 +751,251 @@ fn gateways_with_the_same_jwks_uri_share_one_fetch() {
         );
         assert_eq!(host.counter(&named(g, "auth_allowed", &[])), 1, "{g}");
     }
+}
+
+fn guarded_config() -> Value {
+    json!({
+        "primary": "v1",
+        "split": {"by": "header", "name": "x-user"},
+        "select_header": "x-select",
+        "canaries": [
+            {"name": "v2", "percent": 50, "revision": "a",
+             "guard": {"max_error_rate": 0.2, "min_requests": 10, "window_seconds": 60}},
+            {"name": "v3", "percent": 10}
+        ]
+    })
+}
+
+/// A user the 50% canary v2 gets (bucket < 5000), and one that v3 gets.
+fn users() -> (String, String) {
+    let bucket = |k: &str| crate::split::bucket_of(k, 0);
+    let v2 = (0..)
+        .map(|i| format!("u{i}"))
+        .find(|k| bucket(k) < 5000)
+        .unwrap();
+    let v3 = (0..)
+        .map(|i| format!("u{i}"))
+        .find(|k| (5000..6000).contains(&bucket(k)))
+        .unwrap();
+    (v2, v3)
+}
+
+/// One request through a root: forwarded, then answered with `status`.
+fn answered(host: &Mock, root: &Root, id: u32, headers: &[(&str, &str)], status: &str) -> Http {
+    let (mut http, action) = send(host, root, id, headers);
+    assert_eq!(action, Action::Continue);
+    host.response.borrow_mut().clear();
+    host.response
+        .borrow_mut()
+        .insert(":status".into(), status.as_bytes().to_vec());
+    host.now_ms.set(host.now_ms.get() + 7);
+    http.on_response_headers(host, true);
+    http
+}
+
+#[test]
+fn responses_are_counted_per_class_with_their_latency() {
+    let (host, root) = configured(&guarded_config());
+    let (v2_user, _) = users();
+    answered(&host, &root, 2, &[("x-user", &v2_user)], "503");
+    answered(&host, &root, 3, &[("x-user", &v2_user)], "200");
+    let id = |name: String| {
+        host.counters
+            .borrow()
+            .iter()
+            .position(|(n, _)| *n == name)
+            .unwrap() as u32
+    };
+    let responses = |class: &str| {
+        stat(
+            "responses",
+            &[(Label::Upstream, "v2"), (Label::Class, class)],
+        )
+    };
+    assert_eq!(host.counter(&responses("5xx")), 1);
+    assert_eq!(host.counter(&responses("2xx")), 1);
+    let histogram = id(stat("response_ms", &[(Label::Upstream, "v2")]));
+    assert_eq!(host.recorded.borrow()[&histogram], vec![7, 7]);
+    // A local reply is not an upstream's response.
+    let (mut http, _) = send(
+        &host,
+        &root,
+        4,
+        &[("x-user", &v2_user), ("x-select", "nope")],
+    );
+    http.on_response_headers(&host, true);
+    assert_eq!(
+        host.counter(&responses("2xx")),
+        2,
+        "answered by the split's choice"
+    );
+    // The access log's filter state.
+    let props = host.properties.borrow();
+    assert_eq!(
+        props[&(2, "canary_gate_upstream".to_string())],
+        b"v2".to_vec()
+    );
+    assert_eq!(
+        props[&(2, "canary_gate_gateway".to_string())],
+        b"default".to_vec()
+    );
+    assert!(props.contains_key(&(2, "canary_gate_bucket".to_string())));
+}
+
+#[test]
+fn grpc_status_in_trailers_or_headers() {
+    let (host, root) = configured(&guarded_config());
+    let (v2_user, _) = users();
+    let (mut http, _) = send(&host, &root, 2, &[("x-user", &v2_user)]);
+    host.response
+        .borrow_mut()
+        .insert(":status".into(), b"200".to_vec());
+    host.response
+        .borrow_mut()
+        .insert("content-type".into(), b"application/grpc".to_vec());
+    http.on_response_headers(&host, false);
+    let grpc_errors = stat(
+        "responses",
+        &[(Label::Upstream, "v2"), (Label::Class, "grpc_error")],
+    );
+    assert_eq!(host.counter(&grpc_errors), 0, "waits for the trailers");
+    host.trailers
+        .borrow_mut()
+        .insert("grpc-status".into(), b"14".to_vec());
+    http.on_response_trailers(&host);
+    assert_eq!(host.counter(&grpc_errors), 1);
+    // Trailers-only: the status is in the headers.
+    let (mut http, _) = send(&host, &root, 3, &[("x-user", &v2_user)]);
+    host.response
+        .borrow_mut()
+        .insert("grpc-status".into(), b"0".to_vec());
+    http.on_response_headers(&host, true);
+    assert_eq!(
+        host.counter(&stat(
+            "responses",
+            &[(Label::Upstream, "v2"), (Label::Class, "2xx")]
+        )),
+        1
+    );
+}
+
+#[test]
+fn a_guard_trips_once_for_all_workers_and_sends_its_users_to_the_primary() {
+    let host = Mock::new(&guarded_config());
+    let mut workers: Vec<Root> = (0..2).map(|_| Root::new(ROOT_ID)).collect();
+    for w in &mut workers {
+        assert!(w.on_configure(&host));
+    }
+    assert_eq!(host.tick_ms.get(), Some(1000));
+    let (v2_user, v3_user) = users();
+    // 12 failures on worker 0, 2 successes on worker 1 (select-header traffic is not judged).
+    for i in 0..12 {
+        answered(&host, &workers[0], 10 + i, &[("x-user", &v2_user)], "503");
+    }
+    for i in 0..2 {
+        answered(&host, &workers[1], 30 + i, &[("x-user", &v2_user)], "200");
+    }
+    answered(&host, &workers[1], 40, &[("x-select", "v2")], "200");
+    host.effective.set(ROOT_ID);
+    workers[1].on_tick(&host);
+    let trips = stat("guard_trips", &[(Label::Upstream, "v2")]);
+    assert_eq!(
+        host.counter(&trips),
+        0,
+        "2 of 14 responses merged so far: no verdict"
+    );
+    workers[0].on_tick(&host);
+    assert_eq!(host.counter(&trips), 1, "12 of 14 failed");
+    workers[1].on_tick(&host);
+    workers[0].on_tick(&host);
+    assert_eq!(host.counter(&trips), 1, "once per process");
+    // Both workers send v2's users to the primary; v3's users stay.
+    for (n, w) in workers.iter().enumerate() {
+        let id = 100 + n as u32;
+        send(&host, w, id, &[("x-user", &v2_user)]);
+        assert_eq!(
+            host.header_of(id, "x-canary-upstream").as_deref(),
+            Some("v1"),
+            "worker {n}"
+        );
+        send(&host, w, id + 10, &[("x-user", &v3_user)]);
+        assert_eq!(
+            host.header_of(id + 10, "x-canary-upstream").as_deref(),
+            Some("v3"),
+            "worker {n}"
+        );
+        // The select header still reaches it, for debugging.
+        send(&host, w, id + 20, &[("x-select", "v2")]);
+        assert_eq!(
+            host.header_of(id + 20, "x-canary-upstream").as_deref(),
+            Some("v2")
+        );
+    }
+    let gauge = host
+        .counters
+        .borrow()
+        .iter()
+        .position(|(n, _)| *n == stat("guard_tripped", &[(Label::Upstream, "v2")]))
+        .unwrap() as u32;
+    assert_eq!(host.recorded.borrow()[&gauge].last(), Some(&1));
+
+    // The same configuration again (a VM reload, a re-push): still tripped.
+    let mut again = Root::new(ROOT_ID);
+    assert!(again.on_configure(&host));
+    send(&host, &again, 200, &[("x-user", &v2_user)]);
+    assert_eq!(
+        host.header_of(200, "x-canary-upstream").as_deref(),
+        Some("v1")
+    );
+    // A new revision re-arms it.
+    let mut rearmed = guarded_config();
+    rearmed["canaries"][0]["revision"] = json!("b");
+    *host.config.borrow_mut() = Some(rearmed.to_string().into_bytes());
+    let mut fresh = Root::new(ROOT_ID);
+    assert!(fresh.on_configure(&host));
+    send(&host, &fresh, 201, &[("x-user", &v2_user)]);
+    assert_eq!(
+        host.header_of(201, "x-canary-upstream").as_deref(),
+        Some("v2")
+    );
+}
+
+#[test]
+fn a_ramp_in_the_past_is_at_its_computed_step() {
+    // Started 25 minutes ago, +10 every 10 minutes: two steps, 5 -> 25.
+    let start = time_rfc3339(NOW_MS / 1000 - 25 * 60);
+    let config = json!({
+        "primary": "v1", "split": {"by": "header", "name": "x-user"},
+        "canaries": [{"name": "v2", "percent": 5,
+                      "ramp": {"start": start, "step": 10, "every_seconds": 600, "until": 50}}]
+    });
+    let (host, root) = configured(&config);
+    let gauge = host
+        .counters
+        .borrow()
+        .iter()
+        .position(|(n, _)| *n == stat("canary_basis_points", &[(Label::Upstream, "v2")]))
+        .unwrap() as u32;
+    assert_eq!(host.recorded.borrow()[&gauge].last(), Some(&2500));
+    for i in 0..200u32 {
+        let user = format!("user-{i}");
+        let expected = if crate::split::bucket_of(&user, 0) < 2500 {
+            "v2"
+        } else {
+            "v1"
+        };
+        send(&host, &root, 1000 + i, &[("x-user", &user)]);
+        assert_eq!(
+            host.header_of(1000 + i, "x-canary-upstream").as_deref(),
+            Some(expected),
+            "{user}"
+        );
+    }
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+fn time_rfc3339(secs: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }

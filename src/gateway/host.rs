@@ -32,10 +32,6 @@ use std::net::Ipv6Addr;
 const MAX_NAME_LEN: usize = 253;
 const MAX_LABEL_LEN: usize = 63;
 
-/// Size of the stack buffer a request host is lowercased into: a DNS name, or
-/// the longest canonical IPv6 literal (`[` + 45 + `]`).
-pub(super) const HOST_BUF_LEN: usize = 256;
-
 /// A configured host pattern, in canonical form (lowercase, no trailing dot).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum HostPattern {
@@ -123,51 +119,56 @@ fn dns_name(name: &str) -> Result<String, String> {
     Ok(name.to_ascii_lowercase())
 }
 
-/// Reduces a request `:authority` to the host gateways match on, written into
-/// `buf` (no heap allocation): port removed, lowercase, one trailing dot
-/// removed, IPv6 literals canonical. `None` when the host is unusable (see the
-/// module documentation); such a request matches only `*`.
-pub(super) fn request_host<'b>(
-    authority: &[u8],
-    buf: &'b mut [u8; HOST_BUF_LEN],
-) -> Option<&'b [u8]> {
+// ---------------------------------------------------------------------------
+// Request hosts (the hot path: no heap allocation, one pass over the name).
+// ---------------------------------------------------------------------------
+
+/// A request `:authority` with the port and one trailing dot removed.
+pub(super) enum Authority<'a> {
+    /// A DNS name or IPv4 address, case as received, not yet validated
+    /// ([`walk_name`] does that).
+    Name(&'a [u8]),
+    /// An IPv6 literal, canonical (`[::1]`).
+    Ipv6(Ipv6Text),
+    /// A malformed port or IPv6 literal, or an empty host.
+    Unusable,
+}
+
+/// Splits `:authority` into the host to match: `a.example.com:8080` ->
+/// `a.example.com`, `a.example.com.` -> `a.example.com`, `[0::1]:8080` ->
+/// `[::1]`. A port is `:` and at most five digits (possibly none).
+pub(super) fn split_authority(authority: &[u8]) -> Authority<'_> {
     if authority.first() == Some(&b'[') {
-        let close = authority.iter().position(|&b| b == b']')?;
-        let (literal, rest) = authority.split_at(close.checked_add(1)?);
+        let Some(close) = authority.iter().position(|&b| b == b']') else {
+            return Authority::Unusable;
+        };
+        let (Some(inner), Some(rest)) = (authority.get(1..close), authority.get(close + 1..))
+        else {
+            return Authority::Unusable;
+        };
         if !is_port(rest) {
-            return None;
+            return Authority::Unusable;
         }
-        let inner = literal.get(1..close)?;
-        let addr: Ipv6Addr = std::str::from_utf8(inner).ok()?.parse().ok()?;
-        return write_ipv6(addr, buf);
+        let addr = std::str::from_utf8(inner)
+            .ok()
+            .and_then(|text| text.parse::<Ipv6Addr>().ok());
+        return match addr.and_then(Ipv6Text::new) {
+            Some(text) => Authority::Ipv6(text),
+            None => Authority::Unusable,
+        };
     }
     let (host, rest) = match authority.iter().position(|&b| b == b':') {
         Some(colon) => authority.split_at(colon),
         None => (authority, &[][..]),
     };
     if !is_port(rest) {
-        return None;
+        return Authority::Unusable;
     }
     let host = host.strip_suffix(b".").unwrap_or(host);
-    if host.is_empty() || host.len() > MAX_NAME_LEN {
-        return None;
+    if host.is_empty() {
+        return Authority::Unusable;
     }
-    let out = buf.get_mut(..host.len())?;
-    // `true` at the start so that a leading '.' is an empty label.
-    let mut after_dot = true;
-    for (o, &b) in out.iter_mut().zip(host) {
-        match b {
-            b'.' if after_dot => return None,
-            b'.' => after_dot = true,
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => after_dot = false,
-            _ => return None,
-        }
-        *o = b.to_ascii_lowercase();
-    }
-    if after_dot {
-        return None;
-    }
-    Some(out)
+    Authority::Name(host)
 }
 
 /// `""` or `":"` followed by at most five digits.
@@ -179,27 +180,188 @@ fn is_port(rest: &[u8]) -> bool {
     }
 }
 
-/// Writes `[addr]` in canonical form into `buf` (std formats an `Ipv6Addr`
-/// without allocating).
-fn write_ipv6(addr: Ipv6Addr, buf: &mut [u8; HOST_BUF_LEN]) -> Option<&[u8]> {
-    struct Cursor<'b> {
-        buf: &'b mut [u8],
-        len: usize,
+/// A canonical IPv6 literal `[...]` on the stack (at most 41 bytes).
+pub(super) struct Ipv6Text {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Ipv6Text {
+    /// Formats `[addr]` (std formats an `Ipv6Addr` without allocating).
+    fn new(addr: Ipv6Addr) -> Option<Self> {
+        struct Cursor<'b> {
+            buf: &'b mut [u8],
+            len: usize,
+        }
+        impl fmt::Write for Cursor<'_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+                let dest = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+                dest.copy_from_slice(s.as_bytes());
+                self.len = end;
+                Ok(())
+            }
+        }
+        let mut buf = [0u8; 48];
+        let mut cursor = Cursor {
+            buf: &mut buf,
+            len: 0,
+        };
+        fmt::write(&mut cursor, format_args!("[{addr}]")).ok()?;
+        let len = cursor.len;
+        Some(Self { buf, len })
     }
-    impl fmt::Write for Cursor<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-            let dest = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
-            dest.copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
+
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// For each byte of a host name: 0 if not allowed, `.` for a dot, else the
+/// byte lowercased (letters, digits, `-`, `_`).
+// Built at compile time: an out-of-bounds index here fails the build, it
+// cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
+const NAME_BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = match b {
+            b'A'..=b'Z' => b.to_ascii_lowercase(),
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => b,
+            _ => 0,
+        };
+        i += 1;
+    }
+    table
+};
+
+const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const HASH_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn hash_step(hash: u64, b: u8) -> u64 {
+    (hash ^ u64::from(b)).wrapping_mul(HASH_PRIME)
+}
+
+/// The hash [`HostMap`] keys are stored under: FNV-1a over the canonical bytes
+/// taken from the *last* to the first, so that one right-to-left pass over a
+/// request host ([`walk_name`]) yields the hash of every suffix on the way.
+pub(super) fn host_hash(canonical: &[u8]) -> u64 {
+    canonical
+        .iter()
+        .rev()
+        .fold(HASH_SEED, |h, &b| hash_step(h, b))
+}
+
+/// Walks a request host name (from [`split_authority`]) from right to left:
+/// checks it (at most 253 bytes, labels of letters, digits, `-`, `_`, none
+/// empty) and returns the [`host_hash`] of its lowercase form, or `None` when it
+/// is not a usable name. On the way, for the suffix after each `.` with at most
+/// `max_labels` labels (shortest first), calls `on_suffix(hash, suffix)`:
+/// `x.y.example.com` gives `com`, `example.com`, `y.example.com`.
+pub(super) fn walk_name<'a>(
+    name: &'a [u8],
+    max_labels: usize,
+    mut on_suffix: impl FnMut(u64, &'a [u8]),
+) -> Option<u64> {
+    if name.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let mut hash = HASH_SEED;
+    let (mut labels, mut label_len) = (0usize, 0usize);
+    for (i, &b) in name.iter().enumerate().rev() {
+        match NAME_BYTES.get(usize::from(b)).copied().unwrap_or(0) {
+            0 => return None,
+            b'.' => {
+                if label_len == 0 {
+                    return None;
+                }
+                labels += 1;
+                label_len = 0;
+                if labels <= max_labels {
+                    on_suffix(hash, name.get(i + 1..)?);
+                }
+                hash = hash_step(hash, b'.');
+            }
+            lower => {
+                label_len += 1;
+                hash = hash_step(hash, lower);
+            }
         }
     }
-    let mut cursor = Cursor {
-        buf: buf.as_mut_slice(),
-        len: 0,
-    };
-    fmt::write(&mut cursor, format_args!("[{addr}]")).ok()?;
-    let len = cursor.len;
-    buf.get(..len)
+    (label_len > 0).then_some(hash)
+}
+
+/// An immutable open-addressing map from canonical host bytes (exact hosts, or
+/// wildcard suffixes) to a group, looked up with a precomputed [`host_hash`]
+/// and compared ASCII-case-insensitively, so a request host is never copied or
+/// lowercased. Built at configure time; a lookup allocates nothing. The keys
+/// are the operator's, so a client cannot grow a probe chain.
+#[derive(Debug)]
+pub(super) struct HostMap {
+    slots: Box<[Option<Slot>]>,
+    shift: u32,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct Slot {
+    hash: u64,
+    key: Box<[u8]>,
+    group: usize,
+}
+
+impl HostMap {
+    /// `entries` are canonical (lowercase) keys, each once.
+    pub(super) fn new(entries: Vec<(Vec<u8>, usize)>) -> Self {
+        let capacity = entries.len().saturating_mul(2).next_power_of_two().max(8);
+        let mut slots: Box<[Option<Slot>]> = (0..capacity).map(|_| None).collect();
+        let shift = 64 - capacity.trailing_zeros();
+        let mask = capacity - 1;
+        let len = entries.len();
+        for (key, group) in entries {
+            let hash = host_hash(&key);
+            let mut i = home(hash, shift);
+            // Half full at most, so a free slot is always found.
+            while let Some(Some(_)) = slots.get(i) {
+                i = (i + 1) & mask;
+            }
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = Some(Slot {
+                    hash,
+                    key: key.into(),
+                    group,
+                });
+            }
+        }
+        HostMap { slots, shift, len }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The group of `key` (any case), whose [`host_hash`] of the lowercase
+    /// form is `hash`.
+    pub(super) fn get(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = home(hash, self.shift);
+        for _ in 0..self.slots.len() {
+            let slot = self.slots.get(i)?.as_ref()?;
+            if slot.hash == hash && slot.key.eq_ignore_ascii_case(key) {
+                return Some(slot.group);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+}
+
+/// The home slot of a hash: its top bits after a multiplicative mix.
+fn home(hash: u64, shift: u32) -> usize {
+    (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
 }

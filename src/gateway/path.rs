@@ -150,14 +150,11 @@ impl<'a> NormalizedPath<'a> {
 /// Checks and normalizes a request `:path` (see the module documentation for
 /// the rules). The query is split off at the first `?` and kept as it came.
 pub fn normalize(raw: &[u8]) -> Result<NormalizedPath<'_>, PathError> {
-    let (path, query) = match raw.iter().position(|&b| b == b'?') {
-        Some(q) => raw.split_at(q),
-        None => (raw, &[][..]),
-    };
-    if path.first() != Some(&b'/') {
+    if raw.first() != Some(&b'/') {
         return Err(PathError::NotOriginForm);
     }
-    let needs_work = check_raw(path)?;
+    let (path_len, needs_work) = scan(raw)?;
+    let (path, query) = raw.split_at_checked(path_len).unwrap_or((raw, &[]));
     if !needs_work {
         return Ok(NormalizedPath {
             raw,
@@ -188,16 +185,85 @@ pub(super) fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Step 1: refuses what is ambiguous; returns whether steps 2-4 would change
-/// anything (an encoded unreserved character, an empty segment other than the
-/// last, a `.` or `..` segment). `path` starts with `/` and has no `?`.
-fn check_raw(path: &[u8]) -> Result<bool, PathError> {
+/// What a byte of the path part is, for [`scan`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Plain,
+    Slash,
+    Dot,
+    Percent,
+    Query,
+    Nul,
+    Backslash,
+    Forbidden,
+}
+
+const fn class_of(b: u8) -> Class {
+    match b {
+        b'/' => Class::Slash,
+        b'.' => Class::Dot,
+        b'%' => Class::Percent,
+        b'?' => Class::Query,
+        0 => Class::Nul,
+        b'\\' => Class::Backslash,
+        0x01..=0x20 | 0x7f..=0xff | b'#' => Class::Forbidden,
+        _ => Class::Plain,
+    }
+}
+
+/// [`class_of`] for every byte, so the scan costs one load per byte.
+// Built at compile time: an out-of-bounds index here fails the build, it
+// cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
+const CLASSES: [Class; 256] = {
+    let mut table = [Class::Plain; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = class_of(b as u8);
+        b += 1;
+    }
+    table
+};
+
+fn class(b: u8) -> Class {
+    CLASSES
+        .get(usize::from(b))
+        .copied()
+        .unwrap_or(Class::Forbidden)
+}
+
+/// Step 1, in one pass over `raw` (which starts with `/`): refuses what is
+/// ambiguous, finds where the path part ends (the first `?`), and tells whether
+/// steps 2-4 would change anything: an encoded unreserved character, an empty
+/// segment other than the last, a `.` or `..` segment.
+fn scan(raw: &[u8]) -> Result<(usize, bool), PathError> {
     let mut needs_work = false;
-    let mut bytes = path.iter().copied();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'%' => {
-                let (Some(h), Some(l)) = (bytes.next(), bytes.next()) else {
+    // Bytes of the path part seen so far (the leading '/' included).
+    let mut path_len: usize = 1;
+    // Length of the current segment, and how many of its bytes are '.'.
+    let (mut segment, mut dots) = (0usize, 0usize);
+    let mut bytes = raw.get(1..).unwrap_or_default().iter();
+    while let Some(&b) = bytes.next() {
+        let class = class(b);
+        if class == Class::Query {
+            break;
+        }
+        path_len += 1;
+        match class {
+            Class::Plain => segment += 1,
+            Class::Dot => {
+                segment += 1;
+                dots += 1;
+            }
+            Class::Slash => {
+                // An empty segment followed by another one, or `.` / `..`.
+                if segment == 0 || (segment == dots && segment <= 2) {
+                    needs_work = true;
+                }
+                (segment, dots) = (0, 0);
+            }
+            Class::Percent => {
+                let (Some(&h), Some(&l)) = (bytes.next(), bytes.next()) else {
                     return Err(PathError::BadPercentEncoding);
                 };
                 let (Some(h), Some(l)) = (hex(h), hex(l)) else {
@@ -209,32 +275,24 @@ fn check_raw(path: &[u8]) -> Result<bool, PathError> {
                     decoded if is_unreserved(decoded) => needs_work = true,
                     _ => {}
                 }
+                path_len += 2;
+                segment += 3;
             }
-            0 => return Err(PathError::Nul),
-            b'\\' => return Err(PathError::Backslash),
-            0x01..=0x20 | 0x7f..=0xff | b'#' => return Err(PathError::ForbiddenByte),
-            _ => {}
+            Class::Nul => return Err(PathError::Nul),
+            Class::Backslash => return Err(PathError::Backslash),
+            Class::Forbidden => return Err(PathError::ForbiddenByte),
+            Class::Query => {}
         }
     }
-    if !needs_work {
-        // `path` starts with '/': the segments are what follows each '/'.
-        let mut segments = path.get(1..).unwrap_or_default().split(|&b| b == b'/');
-        let mut current = segments.next();
-        while let Some(segment) = current {
-            let next = segments.next();
-            let empty_inside = segment.is_empty() && next.is_some();
-            if empty_inside || segment == b"." || segment == b".." {
-                needs_work = true;
-                break;
-            }
-            current = next;
-        }
+    // The last segment may be empty (a trailing '/'), not `.` or `..`.
+    if segment > 0 && segment == dots && segment <= 2 {
+        needs_work = true;
     }
-    Ok(needs_work)
+    Ok((path_len, needs_work))
 }
 
 /// Appends `segment` to `out` with unreserved characters decoded. The segment
-/// passed [`check_raw`], so every `%` is followed by two hex digits and none
+/// passed [`scan`], so every `%` is followed by two hex digits and none
 /// decodes to `/`.
 fn decode_into(segment: &[u8], out: &mut Vec<u8>) {
     let mut bytes = segment.iter().copied();

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use super::host::{request_host, HostPattern, HOST_BUF_LEN};
+use super::host::{host_hash, split_authority, walk_name, Authority, HostMap, HostPattern};
 use super::path::{check_prefix, normalize, prefix_matches, PathError};
 use super::{validate_names, GatewayError};
 
@@ -71,19 +71,23 @@ struct Route {
 /// between requests.
 ///
 /// Layout: every distinct host pattern is a *group* holding its gateways' routes
-/// sorted longest prefix first. Exact hosts and wildcard suffixes are two hash
-/// maps from the canonical host bytes to a group; `*` is one optional group. A
-/// request costs one exact lookup, then one wildcard lookup per label (skipping
-/// suffixes longer than the longest configured one), then a scan of the chosen
-/// group's prefixes.
+/// sorted longest prefix first. Exact hosts and wildcard suffixes are two
+/// open-addressing maps ([`HostMap`]) from the canonical host to a group; `*` is
+/// one optional group. A request host is walked once, right to left, which
+/// checks it and hashes it and every suffix on the way; a wildcard lookup is
+/// made only for suffixes with at most as many labels as the longest configured
+/// wildcard, and the exact lookup once at the end. Then the chosen group's
+/// prefixes are tried, longest first. With only `*` gateways the host is not
+/// looked at.
 #[derive(Debug)]
 pub struct GatewayTable {
     names: Vec<String>,
     groups: Vec<Vec<Route>>,
-    exact: HashMap<Box<[u8]>, usize>,
-    wildcard: HashMap<Box<[u8]>, usize>,
+    exact: HostMap,
+    wildcard: HostMap,
     any: Option<usize>,
-    longest_wildcard: usize,
+    /// Labels in the longest wildcard suffix (`*.a.example.com`: 3).
+    wildcard_labels: usize,
 }
 
 impl GatewayTable {
@@ -156,26 +160,26 @@ impl GatewayTable {
             // Longest first; equal lengths cannot both match one path.
             routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
         }
-        let mut table = GatewayTable {
-            names: specs.iter().map(|s| s.name.clone()).collect(),
-            groups,
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
-            any: None,
-            longest_wildcard: 0,
-        };
+        let (mut exact, mut wildcard, mut any, mut wildcard_labels) =
+            (Vec::new(), Vec::new(), None, 0);
         for (pattern, group) in group_of {
             match pattern {
-                HostPattern::Any => table.any = Some(group),
-                HostPattern::Exact(host) => {
-                    table.exact.insert(host.into_bytes().into(), group);
-                }
+                HostPattern::Any => any = Some(group),
+                HostPattern::Exact(host) => exact.push((host.into_bytes(), group)),
                 HostPattern::Wildcard(suffix) => {
-                    table.longest_wildcard = table.longest_wildcard.max(suffix.len());
-                    table.wildcard.insert(suffix.into_bytes().into(), group);
+                    wildcard_labels = wildcard_labels.max(suffix.split('.').count());
+                    wildcard.push((suffix.into_bytes(), group));
                 }
             }
         }
+        let table = GatewayTable {
+            names: specs.iter().map(|s| s.name.clone()).collect(),
+            groups,
+            exact: HostMap::new(exact),
+            wildcard: HostMap::new(wildcard),
+            any,
+            wildcard_labels,
+        };
         Ok(table)
     }
 
@@ -213,31 +217,32 @@ impl GatewayTable {
 
     /// The group of the most specific host pattern matching `authority`.
     fn host_group(&self, authority: Option<&[u8]>) -> Option<usize> {
-        let mut buf = [0u8; HOST_BUF_LEN];
-        if let Some(host) = authority.and_then(|a| request_host(a, &mut buf)) {
-            if !self.exact.is_empty() {
-                if let Some(&group) = self.exact.get(host) {
-                    return Some(group);
-                }
-            }
-            if !self.wildcard.is_empty() && host.first() != Some(&b'[') {
-                // The suffix after each '.', left to right: longest first.
-                let suffixes = host
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &b)| b == b'.')
-                    .filter_map(|(dot, _)| host.get(dot + 1..));
-                for suffix in suffixes {
-                    if suffix.len() > self.longest_wildcard {
-                        continue;
-                    }
-                    if let Some(&group) = self.wildcard.get(suffix) {
-                        return Some(group);
-                    }
-                }
-            }
+        if self.exact.is_empty() && self.wildcard.is_empty() {
+            return self.any;
         }
-        self.any
+        let found = match authority.map(split_authority) {
+            Some(Authority::Name(name)) => {
+                let mut longest_wildcard = None;
+                // Suffixes come shortest first: the last hit is the longest.
+                let max_labels = if self.wildcard.is_empty() {
+                    0
+                } else {
+                    self.wildcard_labels
+                };
+                let hash = walk_name(name, max_labels, |hash, suffix| {
+                    if let Some(group) = self.wildcard.get(hash, suffix) {
+                        longest_wildcard = Some(group);
+                    }
+                });
+                hash.and_then(|hash| self.exact.get(hash, name).or(longest_wildcard))
+            }
+            Some(Authority::Ipv6(text)) => {
+                let text = text.as_bytes();
+                self.exact.get(host_hash(text), text)
+            }
+            Some(Authority::Unusable) | None => None,
+        };
+        found.or(self.any)
     }
 
     /// How many gateways the table has.

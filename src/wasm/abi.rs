@@ -38,6 +38,7 @@ const NOT_FOUND: u32 = 1;
 pub enum Map {
     RequestHeaders = 0,
     ResponseHeaders = 2,
+    ResponseTrailers = 3,
     HttpCallResponseHeaders = 6,
 }
 
@@ -62,7 +63,15 @@ pub enum Level {
 }
 
 const STREAM_HTTP_REQUEST: u32 = 0;
-const METRIC_COUNTER: u32 = 0;
+
+/// `MetricType` values of the ABI.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum Metric {
+    Counter = 0,
+    Gauge = 1,
+    Histogram = 2,
+}
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -125,6 +134,33 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
 }
 
 fn check(status: u32) -> Result<(), HostError> {
@@ -309,12 +345,73 @@ pub fn call_foreign(name: &str) -> Result<(), HostError> {
     }
 }
 
-/// Defines a counter and returns its id.
-pub fn define_counter(name: &str) -> Result<u32, HostError> {
+/// Defines a metric and returns its id.
+pub fn define_metric(kind: Metric, name: &str) -> Result<u32, HostError> {
     let mut id: u32 = 0;
     // SAFETY: `name` is alive for the call; `id` is a valid out-pointer.
-    check(unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) })?;
+    check(unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) })?;
     Ok(id)
+}
+
+/// Sets a gauge, or records a value in a histogram.
+pub fn record(id: u32, value: u64) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_record_metric(id, value) })
+}
+
+/// A shared-data value (`None` if absent) and its compare-and-swap token.
+pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: `key` is alive for the call; valid out-pointers; on `Ok` the
+    // host handed us `data`/`size`.
+    unsafe {
+        match proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) {
+            OK => {
+                let value = (!data.is_null()).then(|| take(data, size));
+                Ok((value, (cas != 0).then_some(cas)))
+            }
+            NOT_FOUND => Ok((None, None)),
+            status => Err(HostError(status)),
+        }
+    }
+}
+
+/// Writes a shared-data value; with `cas`, only if nobody wrote since it was read.
+pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
+    // SAFETY: `key` and `value` are alive for the call.
+    check(unsafe {
+        proxy_set_shared_data(
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+            cas.unwrap_or(0),
+        )
+    })
+}
+
+/// A property of one path segment (`plugin_name`, ...), as bytes.
+pub fn property(name: &str) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: `name` is alive for the call (a one-segment path needs no
+    // separator); valid out-pointers; on `Ok` the host handed us `data`/`size`.
+    unsafe {
+        match proxy_get_property(name.as_ptr(), name.len(), &mut data, &mut size) {
+            OK => Ok((!data.is_null()).then(|| take(data, size))),
+            NOT_FOUND => Ok(None),
+            status => Err(HostError(status)),
+        }
+    }
+}
+
+/// Sets a property of one path segment (filter state Envoy's access log reads
+/// as `%FILTER_STATE(wasm.NAME:PLAIN)%`).
+pub fn set_property(name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: `name` and `value` are alive for the call.
+    check(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 pub fn increment(id: u32, by: i64) -> Result<(), HostError> {

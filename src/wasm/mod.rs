@@ -21,7 +21,7 @@ use proxy_wasm::types::{Action as SdkAction, ContextType};
 use crate::auth::oauth2::HttpCall;
 use crate::gate::{Http, Root};
 use crate::host::{Action, Host, HostError};
-use abi::{Buffer, Level, Map};
+use abi::{Buffer, Level, Map, Metric};
 
 proxy_wasm::main! {{
     // No host calls here: Envoy refuses them during `_initialize`.
@@ -120,11 +120,48 @@ impl Host for AbiHost {
     }
 
     fn define_counter(&self, name: &str) -> Option<u32> {
-        abi::define_counter(name).ok()
+        abi::define_metric(Metric::Counter, name).ok()
+    }
+
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        abi::define_metric(Metric::Gauge, name).ok()
+    }
+
+    fn define_histogram(&self, name: &str) -> Option<u32> {
+        abi::define_metric(Metric::Histogram, name).ok()
     }
 
     fn increment(&self, id: u32) {
         let _ = abi::increment(id, 1);
+    }
+
+    fn record(&self, id: u32, value: u64) {
+        let _ = abi::record(id, value);
+    }
+
+    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        abi::header(Map::ResponseHeaders, name).ok().flatten()
+    }
+
+    fn response_trailer(&self, name: &str) -> Option<Vec<u8>> {
+        abi::header(Map::ResponseTrailers, name).ok().flatten()
+    }
+
+    fn set_property(&self, name: &str, value: &[u8]) {
+        let _ = abi::set_property(name, value);
+    }
+
+    fn plugin_name(&self) -> Option<String> {
+        let bytes = abi::property("plugin_name").ok().flatten()?;
+        String::from_utf8(bytes).ok()
+    }
+
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        abi::shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
+        abi::set_shared_data(key, value, cas)
     }
 
     fn set_tick_period_ms(&self, period: u32) -> Result<(), HostError> {
@@ -179,7 +216,7 @@ impl Context for HttpAdapter {
     }
 
     fn on_done(&mut self) -> bool {
-        self.0.on_done()
+        self.0.on_done(&AbiHost)
     }
 }
 
@@ -188,7 +225,11 @@ impl HttpContext for HttpAdapter {
         action(self.0.on_request_headers(&AbiHost))
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> SdkAction {
-        action(self.0.on_response_headers(&AbiHost))
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
+        action(self.0.on_response_headers(&AbiHost, end_of_stream))
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> SdkAction {
+        action(self.0.on_response_trailers(&AbiHost))
     }
 }

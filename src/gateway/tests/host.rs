@@ -1,8 +1,18 @@
-use crate::gateway::host::{request_host, HostPattern, HOST_BUF_LEN};
+use crate::gateway::host::{
+    host_hash, split_authority, walk_name, Authority, HostMap, HostPattern,
+};
 
+/// The host a request is matched on, as the table sees it; `None`: only `*`.
 fn host(authority: &[u8]) -> Option<String> {
-    let mut buf = [0u8; HOST_BUF_LEN];
-    request_host(authority, &mut buf).map(|h| String::from_utf8(h.to_vec()).unwrap())
+    match split_authority(authority) {
+        Authority::Name(name) => walk_name(name, 0, |_, _| unreachable!()).map(|hash| {
+            let lower = name.to_ascii_lowercase();
+            assert_eq!(hash, host_hash(&lower), "{lower:?}");
+            String::from_utf8(lower).unwrap()
+        }),
+        Authority::Ipv6(text) => Some(String::from_utf8(text.as_bytes().to_vec()).unwrap()),
+        Authority::Unusable => None,
+    }
 }
 
 #[test]
@@ -141,4 +151,65 @@ fn host_patterns_are_canonical() {
         HostPattern::parse(&format!("{}com", "a.".repeat(126))),
         Err("longer than 253 characters".to_string())
     );
+}
+
+#[test]
+fn walking_a_name_hashes_every_suffix_shortest_first() {
+    let mut seen = Vec::new();
+    let hash = walk_name(b"X.y.Example.COM", 3, |hash, suffix| {
+        let lower = suffix.to_ascii_lowercase();
+        assert_eq!(hash, host_hash(&lower));
+        seen.push(String::from_utf8(suffix.to_vec()).unwrap());
+    });
+    assert_eq!(hash, Some(host_hash(b"x.y.example.com")));
+    assert_eq!(seen, ["COM", "Example.COM", "y.Example.COM"]);
+    let mut count = 0;
+    walk_name(b"a.b.c.d.e", 2, |_, _| count += 1);
+    assert_eq!(count, 2);
+    // An invalid name may have reported suffixes before failing: callers
+    // discard them when the walk returns None.
+    assert_eq!(walk_name(b"a b.example.com", 2, |_, _| {}), None);
+    assert_eq!(walk_name(b"", 2, |_, _| {}), None);
+}
+
+#[test]
+fn host_maps_find_keys_in_any_case_and_nothing_else() {
+    let keys: Vec<(Vec<u8>, usize)> = (0..1000)
+        .map(|i| (format!("tenant-{i}.models.example.com").into_bytes(), i))
+        .collect();
+    let map = HostMap::new(keys.clone());
+    assert!(!map.is_empty());
+    for (key, group) in &keys {
+        assert_eq!(map.get(host_hash(key), key), Some(*group));
+        let upper = key.to_ascii_uppercase();
+        assert_eq!(map.get(host_hash(key), &upper), Some(*group));
+    }
+    for miss in [
+        "tenant-1000.models.example.com",
+        "models.example.com",
+        "",
+        "x",
+    ] {
+        assert_eq!(
+            map.get(host_hash(miss.as_bytes()), miss.as_bytes()),
+            None,
+            "{miss}"
+        );
+    }
+    // A wrong hash finds nothing even for a present key.
+    assert_eq!(
+        map.get(host_hash(b"x"), b"tenant-1.models.example.com"),
+        None
+    );
+    let empty = HostMap::new(Vec::new());
+    assert!(empty.is_empty());
+    assert_eq!(empty.get(host_hash(b"a"), b"a"), None);
+    // Colliding home slots: every key of a tiny map is still found.
+    let small = HostMap::new((0..4).map(|i| (vec![b'a' + i], usize::from(i))).collect());
+    for i in 0..4u8 {
+        assert_eq!(
+            small.get(host_hash(&[b'a' + i]), &[b'a' + i]),
+            Some(usize::from(i))
+        );
+    }
 }
