@@ -334,9 +334,24 @@ fn route_names_the_upstream_envoy_sends_each_of_1000_keys_to() {
     );
 }
 
+/// `route_config` with a guard on h2 (that cannot trip here) and a ramp on c2 that started
+/// 2.5 hours ago: 10% + 2 steps of 10 = 30% now.
+fn watched_config() -> Value {
+    let mut config = route_config();
+    config["gateways"][0]["canaries"][0]["guard"] =
+        json!({"max_error_rate": 0.5, "min_requests": 100000});
+    let start = time::OffsetDateTime::now_utc() - time::Duration::minutes(150);
+    let start = start
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    config["gateways"][1]["canaries"][0] = json!({"name": "c2", "percent": 10,
+        "ramp": {"start": start, "step": 10, "every_seconds": 3600, "until": 50}});
+    config
+}
+
 #[test]
 fn stat_reads_a_real_envoy_under_traffic() {
-    let config = route_config();
+    let config = watched_config();
     let names = ["h1", "h2", "h3", "c1", "c2", "q1", "q2"];
     let ups: Vec<EchoUpstream> = names.iter().map(|n| EchoUpstream::start(n)).collect();
     let clusters: Vec<(&str, u16)> = ups.iter().map(EchoUpstream::cluster).collect();
@@ -388,24 +403,54 @@ fn stat_reads_a_real_envoy_under_traffic() {
     stop.store(true, Ordering::Relaxed);
     traffic.join().unwrap();
 
-    // At rest: the totals are what the upstreams served, and nothing moves.
+    // At rest: the totals are what the upstreams served, nothing moves, every response was a
+    // success, and the latency quantiles are there once Envoy has flushed its histograms.
     let served = served.lock().unwrap().clone();
-    let (code, stdout, _) = cli(&["stat", "--admin", &admin, "--interval", "0.3", "-o", "json"]);
-    assert_eq!(code, 0);
-    let rest: Value = serde_json::from_str(&stdout).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rest = loop {
+        let (code, stdout, _) =
+            cli(&["stat", "--admin", &admin, "--interval", "0.3", "-o", "json"]);
+        assert_eq!(code, 0);
+        let rest: Value = serde_json::from_str(&stdout).unwrap();
+        let flushed = rest["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["requests"].as_u64() > Some(0))
+            .all(|r| r["p50_ms"].is_number() && r["p99_ms"].is_number());
+        if flushed {
+            break rest;
+        }
+        assert!(Instant::now() < deadline, "no latency quantiles: {rest}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
     for r in rest["rows"].as_array().unwrap() {
-        let key = (
-            r["gateway"].as_str().unwrap().to_owned(),
-            r["upstream"].as_str().unwrap().to_owned(),
+        let (g, u) = (
+            r["gateway"].as_str().unwrap(),
+            r["upstream"].as_str().unwrap(),
         );
-        assert_eq!(
-            r["requests"].as_u64().unwrap(),
-            served.get(&key).copied().unwrap_or(0),
-            "{key:?}"
-        );
-        assert_eq!(r["rps"], 0.0, "{key:?}");
+        let requests = served
+            .get(&(g.to_owned(), u.to_owned()))
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(r["requests"].as_u64().unwrap(), requests, "{g}/{u}");
+        assert_eq!(r["rps"], 0.0, "{g}/{u}");
+        if requests > 0 {
+            assert_eq!(r["success_rate"], 1.0, "{g}/{u}: {r}");
+        }
+        // The current share of every canary (the ramp's for c2), the guard where there is one.
+        let share = match u {
+            "h2" => json!(30.0),
+            "h3" => json!(20.5),
+            "c2" => json!(30.0),
+            "q2" => json!(25.0),
+            _ => Value::Null,
+        };
+        assert_eq!(r["share_percent"], share, "{g}/{u}: {r}");
+        let guard = if u == "h2" { json!("ok") } else { Value::Null };
+        assert_eq!(r["guard"], guard, "{g}/{u}: {r}");
     }
-    // The human table, for one gateway.
+    // The human table, for one gateway: every column has its metric.
     let (code, stdout, _) = cli(&[
         "stat",
         "--admin",
@@ -419,18 +464,19 @@ fn stat_reads_a_real_envoy_under_traffic() {
     let lines: Vec<&str> = stdout.lines().collect();
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
-        header[..4],
-        ["GATEWAY", "UPSTREAM", "RPS", "REQUESTS"],
+        header,
+        ["GATEWAY", "UPSTREAM", "SHARE", "RPS", "REQUESTS", "SUCCESS", "P50", "P99"],
         "{stdout}"
     );
     assert_eq!(lines.len(), 3, "c1 and c2:\n{stdout}");
-    let c2 = served
+    let c2: Vec<&str> = lines[2].split_whitespace().collect();
+    let served_c2 = served
         .get(&("c".to_owned(), "c2".to_owned()))
         .copied()
         .unwrap_or(0);
     assert_eq!(
-        lines[2].split_whitespace().nth(3),
-        Some(c2.to_string().as_str()),
+        (c2[1], c2[2], c2[4], c2[5]),
+        ("c2", "30%", served_c2.to_string().as_str(), "100.00%"),
         "{stdout}"
     );
 }
