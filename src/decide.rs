@@ -547,6 +547,65 @@ fn route<'p, R: Request + ?Sized>(
     decision
 }
 
+/// Decisions for tools that ask "which version does this consumer get?" (the
+/// command line's `route --consumer`), written on the same code as
+/// [`Plan::decide`] so that they cannot disagree with the filter.
+impl Plan {
+    /// What [`Plan::decide`] does with `req` once its gateway has authenticated
+    /// it as `consumer`: the gateway is found exactly as `decide` finds it
+    /// (unmatched and ambiguous paths give the same outcomes), authentication
+    /// is skipped, and the upstream is picked with `consumer` as the identity
+    /// (the key of `split.by: consumer`). A gateway without `auth` has no
+    /// identity, so `consumer` is ignored there, as the filter would. The
+    /// split is the state's live one, as for `decide` (ramps stepped and
+    /// tripped guards diverted, set with [`State::set_split`]).
+    pub fn decide_as<'p, R: Request + ?Sized>(
+        &'p self,
+        req: &R,
+        consumer: Option<&str>,
+        state: &mut State,
+    ) -> Outcome<'p> {
+        let (index, strip) = match self.find_gateway(req) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        let Some(gateway) = self.gateways.get(index) else {
+            return Outcome::Refuse {
+                gateway: None,
+                denial: Denial::not_found("no_gateway"),
+            };
+        };
+        let mut auth = Authenticated::stripped(strip);
+        if !matches!(gateway.auth, Authenticator::None) {
+            auth.consumer = consumer.map(|c| Cow::Owned(c.to_string()));
+        }
+        let State { rng, gateways } = state;
+        let split = gateways
+            .get(index)
+            .and_then(|s| s.split.as_ref())
+            .unwrap_or(&gateway.split);
+        Outcome::Forward(route(index, gateway, split, req, auth, rng))
+    }
+}
+
+/// The split key `gateway` reads from `req` (its bytes as they are hashed),
+/// `consumer` being the authenticated identity; `None` for a random split or
+/// when the request has no key. An empty key is returned as it is (the split
+/// treats it as missing).
+pub fn split_key<R: Request + ?Sized>(
+    gateway: &Gateway,
+    req: &R,
+    consumer: Option<&str>,
+) -> Option<Vec<u8>> {
+    match gateway.split.key() {
+        KeySource::Random => None,
+        KeySource::Header(h) => req.header(h),
+        KeySource::Query(q) => req.header(":path").and_then(|p| query_param(&p, q)),
+        KeySource::Cookie(c) => cookie_value(&req.cookie_headers(), c),
+        KeySource::Consumer => consumer.map(|c| c.as_bytes().to_vec()),
+    }
+}
+
 /// A credential header (or query value) as text. A value that is not valid
 /// UTF-8 is malformed: no configured credential can match it, and the mode's
 /// parser never sees it.
@@ -1192,5 +1251,160 @@ mod tests {
         let twice = Req::new(&[("authorization", &bearer), ("authorization", &bearer)]);
         let e = oauth.decide(&twice, &mut state(), NOW).refused().unwrap();
         assert_eq!((e.status, e.reason), (401, "malformed_token"));
+    }
+}
+
+/// [`Plan::decide_as`] and [`split_key`] against [`Plan::decide`].
+#[cfg(test)]
+mod as_consumer_tests {
+    use super::*;
+    use crate::config::parse;
+    use crate::split::bucket_of;
+    use sha2::Digest;
+
+    struct Req(Vec<(&'static str, String)>);
+
+    impl Request for Req {
+        fn header(&self, name: &str) -> Option<Vec<u8>> {
+            self.0
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_bytes().to_vec())
+        }
+        fn cookie_headers(&self) -> Vec<Vec<u8>> {
+            self.0
+                .iter()
+                .filter(|(k, _)| *k == "cookie")
+                .map(|(_, v)| v.as_bytes().to_vec())
+                .collect()
+        }
+    }
+
+    fn config() -> Plan {
+        let digest = |k: &str| hex::encode(sha2::Sha256::digest(k.as_bytes()));
+        parse(
+            format!(
+                r#"{{"gateways":[
+                {{"name":"h","hosts":["h.example"],"path_prefix":"/h","strip_prefix":true,"primary":"h1",
+                  "canaries":[{{"name":"h2","percent":30}},{{"name":"h3","percent":20}}],
+                  "split":{{"by":"query","name":"uid"}},
+                  "auth":{{"mode":"access_key","keys":[{{"consumer":"alice","sha256":"{}"}}]}}}},
+                {{"name":"c","hosts":["c.example"],"primary":"c1","canaries":[{{"name":"c2","percent":50}}],
+                  "split":{{"by":"cookie","name":"sid"}}}},
+                {{"name":"k","hosts":["k.example"],"primary":"k1","canaries":[{{"name":"k2","percent":50}}],
+                  "split":{{"by":"consumer"}},
+                  "auth":{{"mode":"access_key","keys":[{{"consumer":"alice","sha256":"{}"}},{{"consumer":"bob","sha256":"{}"}}]}}}}]}}"#,
+                digest("ka"),
+                digest("ka"),
+                digest("kb")
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn decide_as_routes_like_decide_does_after_authentication() {
+        let plan = config();
+        let mut state = State::new(1, 4, plan.gateways.len());
+        for i in 0..300 {
+            let uid = format!("user-{i}");
+            let with_key = Req(vec![
+                (":authority", "h.example".into()),
+                (":path", format!("/h/score?uid={uid}")),
+                ("x-api-key", "ka".into()),
+            ]);
+            let real = plan.decide(&with_key, &mut state, 0).forwarded().unwrap();
+            let without_key = Req(vec![
+                (":authority", "h.example".into()),
+                (":path", format!("/h/score?uid={uid}")),
+            ]);
+            let as_alice = plan
+                .decide_as(&without_key, Some("alice"), &mut state)
+                .forwarded()
+                .unwrap();
+            assert_eq!(
+                (real.gateway, real.upstream, real.bucket, real.how),
+                (
+                    as_alice.gateway,
+                    as_alice.upstream,
+                    as_alice.bucket,
+                    as_alice.how
+                ),
+                "{uid}"
+            );
+            assert_eq!(
+                as_alice.new_path.as_deref(),
+                Some(format!("/score?uid={uid}").as_bytes())
+            );
+            let key = split_key(&plan.gateways[0], &without_key, None).unwrap();
+            assert_eq!(real.bucket, Some(bucket_of(&key, 0)));
+        }
+        // Consumer splits hash the identity given; cookie splits read the cookie.
+        let k = Req(vec![
+            (":authority", "k.example".into()),
+            (":path", "/".into()),
+        ]);
+        for who in ["alice", "bob"] {
+            let d = plan
+                .decide_as(&k, Some(who), &mut state)
+                .forwarded()
+                .unwrap();
+            assert_eq!(d.bucket, Some(bucket_of(who, 0)));
+            assert_eq!(d.consumer.as_deref(), Some(who));
+            assert_eq!(
+                split_key(&plan.gateways[2], &k, Some(who)).as_deref(),
+                Some(who.as_bytes())
+            );
+        }
+        let d = plan.decide_as(&k, None, &mut state).forwarded().unwrap();
+        assert_eq!(d.how, How::MissingKey);
+        let c = Req(vec![
+            (":authority", "c.example".into()),
+            (":path", "/".into()),
+            ("cookie", "a=1; sid=s-9".into()),
+        ]);
+        let d = plan
+            .decide_as(&c, Some("ignored"), &mut state)
+            .forwarded()
+            .unwrap();
+        assert_eq!((d.bucket, d.consumer), (Some(bucket_of("s-9", 0)), None));
+    }
+
+    #[test]
+    fn decide_as_routes_with_the_live_split_like_decide() {
+        let plan = config();
+        let mut state = State::new(1, 4, plan.gateways.len());
+        let c = Req(vec![
+            (":authority", "c.example".into()),
+            (":path", "/".into()),
+            ("cookie", "sid=s-9".into()),
+        ]);
+        let everyone = plan.gateways[1].split.reshaped(&[10_000], &[false]);
+        state.set_split(1, Some(everyone));
+        let d = plan.decide_as(&c, None, &mut state).forwarded().unwrap();
+        let real = plan.decide(&c, &mut state, 0).forwarded().unwrap();
+        assert_eq!((d.upstream_name, real.upstream_name), ("c2", "c2"));
+    }
+
+    #[test]
+    fn decide_as_finds_no_gateway_where_decide_finds_none() {
+        let plan = config();
+        let mut state = State::new(1, 4, plan.gateways.len());
+        let nowhere = Req(vec![
+            (":authority", "x.example".into()),
+            (":path", "/".into()),
+        ]);
+        let d = plan
+            .decide_as(&nowhere, Some("alice"), &mut state)
+            .refused()
+            .unwrap();
+        assert_eq!(d.reason, "no_gateway");
+        let bad = Req(vec![
+            (":authority", "h.example".into()),
+            (":path", "/h%2fx".into()),
+        ]);
+        let d = plan.decide_as(&bad, None, &mut state).refused().unwrap();
+        assert_eq!(d.reason, "ambiguous_path");
     }
 }

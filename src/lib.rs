@@ -27,7 +27,9 @@
 //! - [`host`]: the host calls the glue makes, as a trait;
 //! - [`gate`]: the glue: each proxy-wasm callback, written against [`host::Host`]
 //!   and tested natively with a mock host;
-//! - `wasm` (wasm32 only): the proxy-wasm adapter, the only code that uses the SDK.
+//! - `wasm` (wasm32 only): the proxy-wasm adapter, the only code that uses the SDK;
+//! - `cli` (native only): the `canary-gate` command-line tool, on the same
+//!   [`config::parse`] and [`config::Plan::decide`] as the filter.
 //!
 //! Everything but `wasm` compiles without `proxy-wasm` in its dependency graph.
 
@@ -52,6 +54,9 @@ mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
 
 /// Crate version, logged when the VM starts.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

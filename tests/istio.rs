@@ -1,5 +1,6 @@
-//! The Istio example (`envoy/istio/*.yaml`) in a real Envoy, configured the way istiod hands a
-//! WasmPlugin to an ingress gateway, so the example cannot drift from what works:
+//! The Istio example (`envoy/istio/*.yaml`: two gateways on one ingress) in a real Envoy,
+//! configured the way istiod hands a WasmPlugin to an ingress gateway, so the example cannot
+//! drift from what works:
 //! - the HTTP filter is named `<namespace>.<name>` and its configuration comes over ECDS, as a
 //!   `TypedExtensionConfig` of the same name (istiod sends it over ADS; here Envoy watches a file,
 //!   which lets a test push an update to a running Envoy as istiod does);
@@ -8,9 +9,14 @@
 //!   `failure_policy: FAIL_CLOSED`;
 //! - `pluginConfig` is serialised as compact JSON with sorted keys (protojson of a `Struct`)
 //!   inside a `google.protobuf.StringValue`;
-//! - the routes are the VirtualService's: one route per `http` entry, in order, matching the route
-//!   header exactly and sending it to the DestinationRule subset's cluster
-//!   (`outbound|<port>|<subset>|<host>`), then the default route to the primary's subset.
+//! - each VirtualService is a virtual host (its `hosts` are the domains); each `http` entry a
+//!   route, in order: an exact match on the route header, a `uri.prefix`, or none, sending it to
+//!   the DestinationRule subset's cluster (`outbound|<port>|<subset>|<host>`);
+//! - the stats tags are the ones Istio generates for `extraStatTags: gateway,upstream,reason,class`.
+//!
+//! The manifests are the output of `canary-gate render istio envoy/istio/plugin-config.json`
+//! (checked here), and the promotion and rollback pushed to the running gateway are made with
+//! `canary-gate promote` and `canary-gate rollback`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,28 +29,55 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use common::bootstrap::{self, WASM_TYPE};
 use common::envoy::EnvoyBuilder;
 use common::oracle::expected_upstream;
 use common::{EchoUpstream, Envoy, Resp, TempDir, GATEWAY_LISTENER};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/istio");
-const DEMO_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/demo-config.json");
+const PLUGIN_CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/envoy/istio/plugin-config.json"
+);
+const CLI: &str = env!("CARGO_BIN_EXE_canary-gate");
+/// The image the example names (`render istio --image`).
+const IMAGE: &str = "oci://registry.example.com/canary-gate:0.1.0";
 const RBAC_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
-/// The demo's access keys: the WasmPlugin (like envoy/demo-config.json) holds their SHA-256.
+/// The fraud gateway's access keys: the configuration holds their SHA-256.
 const ALICE_KEY: &str = "alice-key";
 const BOB_KEY: &str = "bob-key";
+/// The chat gateway's Basic user (a bcrypt line in the configuration).
+const CAROL: (&str, &str) = ("carol", "carol-password");
 /// How long a pushed configuration may take to reach Envoy.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn manifest(file: &str) -> Value {
+fn basic(user: &str, password: &str) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+/// Every document of a YAML file.
+fn documents(file: &str) -> Vec<Value> {
     let path = Path::new(MANIFESTS).join(file);
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_norway::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+    serde_norway::Deserializer::from_str(&text)
+        .map(|d| {
+            Value::deserialize(d)
+                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+        })
+        .collect()
+}
+
+fn one_document(file: &str) -> Value {
+    let mut docs = documents(file);
+    assert_eq!(docs.len(), 1, "{file}: one document");
+    docs.remove(0)
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str, what: &str) -> &'a str {
@@ -82,32 +115,178 @@ fn istio_json(v: &Value) -> String {
     }
 }
 
-/// One `http` entry of the VirtualService, reduced to what the test routes on.
+/// One `http` entry of a VirtualService, reduced to what the test routes on.
 #[derive(Debug, Clone)]
 struct VsRoute {
     name: String,
-    /// `(header, exact value)`, or `None` for the catch-all entry.
+    /// `(header, exact value)`.
     header: Option<(String, String)>,
+    /// `uri.prefix`.
+    prefix: Option<String>,
     host: String,
     port: u64,
     subset: String,
 }
 
-/// The four manifests of `envoy/istio/`.
+impl VsRoute {
+    fn is_catch_all(&self) -> bool {
+        self.header.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct VirtualService {
+    name: String,
+    hosts: Vec<String>,
+    routes: Vec<VsRoute>,
+    doc: Value,
+}
+
+fn virtual_service(doc: &Value) -> VirtualService {
+    let name = str_at(doc, "/metadata/name", "VirtualService").to_owned();
+    let hosts: Vec<String> = doc["spec"]["hosts"]
+        .as_array()
+        .expect("VirtualService hosts")
+        .iter()
+        .map(|h| h.as_str().unwrap().to_owned())
+        .collect();
+    let mut routes = Vec::new();
+    for entry in doc["spec"]["http"].as_array().expect("VirtualService http") {
+        let route_name = entry["name"]
+            .as_str()
+            .expect("every http entry is named")
+            .to_owned();
+        let dests = entry["route"].as_array().expect("http entry route");
+        assert_eq!(dests.len(), 1, "{route_name}: one destination (no weights)");
+        let d = &dests[0]["destination"];
+        let base = VsRoute {
+            name: route_name.clone(),
+            header: None,
+            prefix: None,
+            host: d["host"].as_str().expect("destination host").to_owned(),
+            port: d["port"]["number"].as_u64().expect("destination port"),
+            subset: d["subset"].as_str().expect("destination subset").to_owned(),
+        };
+        let Some(matches) = entry.get("match").and_then(Value::as_array) else {
+            routes.push(base);
+            continue;
+        };
+        for m in matches {
+            let m = m.as_object().unwrap();
+            assert_eq!(m.len(), 1, "{route_name}: one condition per match");
+            if let Some(headers) = m.get("headers").and_then(Value::as_object) {
+                assert_eq!(headers.len(), 1, "{route_name}: one header per match");
+                let (header, how) = headers.iter().next().unwrap();
+                let exact = how
+                    .as_object()
+                    .filter(|o| o.len() == 1)
+                    .and_then(|o| o.get("exact"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_else(|| panic!("{route_name}: only `exact` header matches"));
+                routes.push(VsRoute {
+                    header: Some((header.to_ascii_lowercase(), exact.to_owned())),
+                    ..base.clone()
+                });
+            } else if let Some(prefix) = m.get("uri").and_then(|u| u.get("prefix")) {
+                routes.push(VsRoute {
+                    prefix: Some(prefix.as_str().unwrap().to_owned()),
+                    ..base.clone()
+                });
+            } else {
+                panic!("{route_name}: unexpected match {m:?}");
+            }
+        }
+    }
+    VirtualService {
+        name,
+        hosts,
+        routes,
+        doc: doc.clone(),
+    }
+}
+
+/// A gateway of the plugin configuration.
+#[derive(Debug, Clone)]
+struct PluginGateway {
+    name: String,
+    hosts: Vec<String>,
+    path_prefix: String,
+    primary: String,
+    canaries: Vec<(String, f64)>,
+    seed: u32,
+}
+
+impl PluginGateway {
+    fn upstreams(&self) -> Vec<String> {
+        std::iter::once(self.primary.clone())
+            .chain(self.canaries.iter().map(|(n, _)| n.clone()))
+            .collect()
+    }
+
+    /// The documented formula for a key of this gateway.
+    fn expected(&self, key: &str) -> String {
+        let canaries: Vec<(&str, f64)> = self
+            .canaries
+            .iter()
+            .map(|(n, p)| (n.as_str(), *p))
+            .collect();
+        expected_upstream(key, self.seed, &self.primary, &canaries).to_owned()
+    }
+}
+
+fn plugin_gateways(cfg: &Value) -> Vec<PluginGateway> {
+    cfg["gateways"]
+        .as_array()
+        .expect("the example has gateways")
+        .iter()
+        .map(|g| PluginGateway {
+            name: g["name"].as_str().unwrap().to_owned(),
+            hosts: g["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h.as_str().unwrap().to_owned())
+                .collect(),
+            path_prefix: g
+                .get("path_prefix")
+                .and_then(Value::as_str)
+                .unwrap_or("/")
+                .to_owned(),
+            primary: g["primary"].as_str().unwrap().to_owned(),
+            canaries: g["canaries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap().to_owned(),
+                        c["percent"].as_f64().unwrap(),
+                    )
+                })
+                .collect(),
+            seed: g["split"]["hash_seed"].as_u64().unwrap_or(0) as u32,
+        })
+        .collect()
+}
+
+/// The manifests of `envoy/istio/`.
 struct Example {
     plugin: Value,
     gateway: Value,
-    vs: Value,
-    dr: Value,
+    vss: Vec<VirtualService>,
+    drs: Vec<Value>,
 }
 
 impl Example {
     fn load() -> Example {
         Example {
-            plugin: manifest("wasmplugin.yaml"),
-            gateway: manifest("gateway.yaml"),
-            vs: manifest("virtualservice.yaml"),
-            dr: manifest("destinationrule.yaml"),
+            plugin: one_document("wasmplugin.yaml"),
+            gateway: one_document("gateway.yaml"),
+            vss: documents("virtualservice.yaml")
+                .iter()
+                .map(virtual_service)
+                .collect(),
+            drs: documents("destinationrule.yaml"),
         }
     }
 
@@ -157,113 +336,62 @@ impl Example {
             .to_ascii_lowercase()
     }
 
-    fn vs_host(&self) -> String {
-        let hosts = self.vs["spec"]["hosts"]
-            .as_array()
-            .expect("VirtualService hosts");
-        assert_eq!(hosts.len(), 1, "the test serves one VirtualService host");
-        hosts[0].as_str().unwrap().to_owned()
-    }
-
-    /// The VirtualService's `http` entries, in order.
-    fn vs_routes(&self) -> Vec<VsRoute> {
-        let http = self.vs["spec"]["http"]
-            .as_array()
-            .expect("VirtualService http");
-        let mut out = Vec::new();
-        for entry in http {
-            let name = entry["name"]
-                .as_str()
-                .expect("every http entry is named")
-                .to_owned();
-            let dests = entry["route"].as_array().expect("http entry route");
-            assert_eq!(
-                dests.len(),
-                1,
-                "{name}: one destination (no weights) per entry"
-            );
-            let d = &dests[0]["destination"];
-            let base = VsRoute {
-                name: name.clone(),
-                header: None,
-                host: d["host"].as_str().expect("destination host").to_owned(),
-                port: d["port"]["number"]
-                    .as_u64()
-                    .expect("destination port number"),
-                subset: d["subset"].as_str().expect("destination subset").to_owned(),
-            };
-            let Some(matches) = entry.get("match").and_then(Value::as_array) else {
-                out.push(base);
-                continue;
-            };
-            for m in matches {
-                let headers = m["headers"]
-                    .as_object()
-                    .expect("matches are header matches");
-                assert_eq!(headers.len(), 1, "{name}: one header per match");
-                let (header, how) = headers.iter().next().unwrap();
-                let exact = how
-                    .as_object()
-                    .filter(|o| o.len() == 1)
-                    .and_then(|o| o.get("exact"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_else(|| panic!("{name}: only `exact` header matches: {how}"));
-                out.push(VsRoute {
-                    header: Some((header.to_ascii_lowercase(), exact.to_owned())),
-                    ..base.clone()
-                });
+    /// DestinationRule subsets: `(host, subset)` -> the pods' `version` label.
+    fn subsets(&self) -> BTreeMap<(String, String), String> {
+        let mut out = BTreeMap::new();
+        for dr in &self.drs {
+            let host = str_at(dr, "/spec/host", "DestinationRule").to_owned();
+            for s in dr["spec"]["subsets"].as_array().expect("subsets") {
+                let name = s["name"].as_str().expect("subset name").to_owned();
+                let version = s["labels"]["version"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("subset {name} selects pods by `version`"));
+                out.insert((host.clone(), name), version.to_owned());
             }
         }
         out
     }
 
-    /// The subset the VirtualService sends a route-header value to (first matching entry, as
-    /// Envoy evaluates them).
-    fn subset_for(&self, upstream: &str) -> String {
-        let header = self.route_header();
-        self.vs_routes()
-            .into_iter()
-            .find(|r| match &r.header {
-                Some((h, v)) => *h == header && v == upstream,
-                None => true,
-            })
-            .map(|r| r.subset)
-            .unwrap()
+    /// The pod (Deployment) a subset's pods belong to: `<service>-<version>`.
+    fn pod(&self, host: &str, subset: &str) -> String {
+        let version = self
+            .subsets()
+            .get(&(host.to_owned(), subset.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| panic!("no subset {subset} of {host}"));
+        format!("{}-{version}", host.split('.').next().unwrap())
     }
 
-    /// DestinationRule subsets: name -> `version` label.
-    fn subsets(&self) -> BTreeMap<String, String> {
-        self.dr["spec"]["subsets"]
-            .as_array()
-            .expect("DestinationRule subsets")
+    /// The VirtualService serving `host` (Envoy's domain rules: exact, then wildcard suffix).
+    fn vs_for(&self, host: &str) -> &VirtualService {
+        self.vss
             .iter()
-            .map(|s| {
-                let name = s["name"].as_str().expect("subset name").to_owned();
-                let version = s["labels"]["version"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("subset {name} selects pods by `version`"));
-                (name, version.to_owned())
+            .find(|vs| vs.hosts.iter().any(|h| h == host))
+            .or_else(|| {
+                self.vss.iter().find(|vs| {
+                    vs.hosts.iter().any(|h| {
+                        h.strip_prefix('*')
+                            .is_some_and(|suffix| host.ends_with(suffix))
+                    })
+                })
             })
-            .collect()
+            .unwrap_or_else(|| panic!("no VirtualService for {host}"))
     }
 
-    fn cluster_name(&self, port: u64, subset: &str) -> String {
-        let host = self.dr["spec"]["host"]
-            .as_str()
-            .expect("DestinationRule host");
+    /// The pod a route-header value reaches on `host` (the first matching header route).
+    fn pod_for(&self, host: &str, upstream: &str) -> String {
+        let header = self.route_header();
+        let r = self
+            .vs_for(host)
+            .routes
+            .iter()
+            .find(|r| r.header.as_ref() == Some(&(header.clone(), upstream.to_owned())))
+            .unwrap_or_else(|| panic!("no route for {upstream} on {host}"));
+        self.pod(&r.host, &r.subset)
+    }
+
+    fn cluster_name(port: u64, subset: &str, host: &str) -> String {
         format!("outbound|{port}|{subset}|{host}")
-    }
-
-    /// The primary, then the canaries, from a plugin configuration.
-    fn upstreams(cfg: &Value) -> Vec<(String, f64)> {
-        let mut out = vec![(cfg["primary"].as_str().expect("primary").to_owned(), 0.0)];
-        for c in cfg["canaries"].as_array().into_iter().flatten() {
-            out.push((
-                c["name"].as_str().expect("canary name").to_owned(),
-                c["percent"].as_f64().expect("canary percent"),
-            ));
-        }
-        out
     }
 
     /// The ECDS resource istiod sends for the WasmPlugin (with the module already fetched by
@@ -294,46 +422,55 @@ impl Example {
         })
     }
 
-    /// The gateway's bootstrap: the listener with the ECDS-fed filter and the VirtualService's
-    /// routes, one STATIC cluster per DestinationRule subset (`ports`: subset -> echo port).
+    /// The gateway's bootstrap: the listener with the ECDS-fed filter, one virtual host per
+    /// VirtualService, one STATIC cluster per DestinationRule subset (`ports`: pod -> echo port).
     fn bootstrap(&self, ecds_path: &Path, ports: &BTreeMap<String, u16>) -> Value {
         let header = self.route_header();
-        let routes: Vec<Value> = self
-            .vs_routes()
+        let mut clusters = Vec::new();
+        let virtual_hosts: Vec<Value> = self
+            .vss
             .iter()
-            .map(|r| {
-                let mut m = json!({"prefix": "/"});
-                if let Some((h, v)) = &r.header {
-                    assert_eq!(
-                        *h, header,
-                        "{}: routes on the filter's route header",
-                        r.name
-                    );
-                    m["headers"] = json!([{"name": h, "string_match": {"exact": v}}]);
+            .map(|vs| {
+                let routes: Vec<Value> = vs
+                    .routes
+                    .iter()
+                    .map(|r| {
+                        let mut m =
+                            json!({"prefix": r.prefix.clone().unwrap_or_else(|| "/".into())});
+                        if let Some((h, v)) = &r.header {
+                            assert_eq!(*h, header, "{}: routes on the route header", r.name);
+                            m["headers"] = json!([{"name": h, "string_match": {"exact": v}}]);
+                        }
+                        json!({
+                            "name": r.name,
+                            "match": m,
+                            "route": {"cluster": Self::cluster_name(r.port, &r.subset, &r.host)}
+                        })
+                    })
+                    .collect();
+                for r in &vs.routes {
+                    let name = Self::cluster_name(r.port, &r.subset, &r.host);
+                    let port = ports[&self.pod(&r.host, &r.subset)];
+                    if !clusters.iter().any(|c: &Value| c["name"] == name.as_str()) {
+                        clusters.push(bootstrap::static_cluster(&name, port));
+                    }
                 }
-                json!({
-                    "name": r.name,
-                    "match": m,
-                    "route": {"cluster": self.cluster_name(r.port, &r.subset)}
-                })
+                // Istio: the host, and the host with any port for exact names.
+                let domains: Vec<String> = vs
+                    .hosts
+                    .iter()
+                    .flat_map(|h| {
+                        if h.starts_with('*') {
+                            vec![h.clone()]
+                        } else {
+                            vec![h.clone(), format!("{h}:*")]
+                        }
+                    })
+                    .collect();
+                json!({"name": format!("{}:80", vs.name), "domains": domains, "routes": routes})
             })
             .collect();
-        let port = self.vs_routes()[0].port;
-        let clusters: Vec<Value> = ports
-            .iter()
-            .map(|(subset, echo_port)| {
-                bootstrap::static_cluster(&self.cluster_name(port, subset), *echo_port)
-            })
-            .collect();
-        let host = self.vs_host();
-        let route_config = json!({
-            "name": "http.80",
-            "virtual_hosts": [{
-                "name": format!("{host}:80"),
-                "domains": [host.clone(), format!("{host}:*")],
-                "routes": routes
-            }]
-        });
+        let route_config = json!({"name": "http.80", "virtual_hosts": virtual_hosts});
         let ecds_filter = json!({
             "name": self.resource_name(),
             "config_discovery": {
@@ -353,7 +490,8 @@ impl Example {
                 "cluster": "istio-ingressgateway.istio-system"
             },
             "admin": bootstrap::admin(),
-            "stats_config": {"stats_tags": bootstrap::stats_tags()},
+            // What Istio generates for `extraStatTags: gateway,upstream,reason,class`.
+            "stats_config": {"stats_tags": bootstrap::istio_stats_tags()},
             "overload_manager": bootstrap::overload_manager(),
             "static_resources": {
                 "listeners": [bootstrap::http_listener(
@@ -368,8 +506,8 @@ impl Example {
     }
 }
 
-/// The example running: one echo upstream per subset (named after the pods' `version` label),
-/// and an Envoy configured as istiod configures the ingress gateway.
+/// The example running: one echo upstream per DestinationRule subset (named after its pods,
+/// `<service>-<version>`), and an Envoy configured as istiod configures the ingress gateway.
 struct IstioGateway {
     example: Example,
     // Field order: Envoy stops before the upstreams and the ECDS dir go away.
@@ -387,12 +525,14 @@ impl IstioGateway {
     /// `launch` may change how Envoy runs (log levels, ...).
     fn start_with(launch: impl FnOnce(EnvoyBuilder) -> EnvoyBuilder) -> IstioGateway {
         let example = Example::load();
-        let subsets = example.subsets();
-        let pods: Vec<EchoUpstream> = subsets.values().map(|v| EchoUpstream::start(v)).collect();
-        let ports: BTreeMap<String, u16> = subsets
+        let pods: Vec<EchoUpstream> = example
+            .subsets()
             .keys()
-            .cloned()
-            .zip(pods.iter().map(EchoUpstream::port))
+            .map(|(host, subset)| EchoUpstream::start(&example.pod(host, subset)))
+            .collect();
+        let ports: BTreeMap<String, u16> = pods
+            .iter()
+            .map(|p| (p.name().to_owned(), p.port()))
             .collect();
         let ecds_dir = TempDir::new("ecds");
         let ecds_path = ecds_dir.0.join("extension_config.json");
@@ -422,11 +562,10 @@ impl IstioGateway {
         fs::rename(&tmp, &path).unwrap();
     }
 
-    fn get(&self, headers: &[(&str, &str)]) -> Resp {
-        let host = self.example.vs_host();
-        let mut all = vec![("host", host.as_str())];
+    fn get(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut all = vec![("host", host)];
         all.extend_from_slice(headers);
-        self.envoy.get("/v1/chat", &all)
+        self.envoy.get(path, &all)
     }
 
     /// The ECDS counter `name` (`update_success`, `update_rejected`) for the plugin's filter.
@@ -455,14 +594,25 @@ impl IstioGateway {
     }
 }
 
-/// The version label of the pod that answered.
+/// The pod that answered.
 fn pod(r: &Resp) -> String {
     r.upstream()
         .unwrap_or_else(|| panic!("no model pod answered: {r:?}"))
 }
 
+fn plugin_config_file() -> Value {
+    serde_json::from_str(&fs::read_to_string(PLUGIN_CONFIG).unwrap()).unwrap()
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(CLI)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {CLI}: {e}"))
+}
+
 #[test]
-fn the_manifests_are_consistent_with_each_other_and_the_demo() {
+fn the_manifests_are_consistent_with_each_other_and_the_configuration() {
     let ex = Example::load();
     let p = &ex.plugin;
     assert_eq!(p["apiVersion"], "extensions.istio.io/v1alpha1");
@@ -476,92 +626,153 @@ fn the_manifests_are_consistent_with_each_other_and_the_demo() {
         "a gate that fails must not open"
     );
     assert_eq!(p["spec"]["type"], "HTTP");
-    assert!(str_at(p, "/spec/url", "WasmPlugin").starts_with("oci://"));
+    assert_eq!(str_at(p, "/spec/url", "WasmPlugin"), IMAGE);
     assert!(
         !ex.root_id().is_empty(),
         "pluginName is set (it becomes root_id)"
     );
 
-    // The same plugin configuration as the demo, and one the filter accepts.
-    let demo: Value = serde_json::from_str(&fs::read_to_string(DEMO_CONFIG).unwrap()).unwrap();
-    assert_eq!(
-        ex.plugin_config(),
-        &demo,
-        "wasmplugin.yaml pluginConfig differs from envoy/demo-config.json"
-    );
+    // The configuration of envoy/istio/plugin-config.json, and one the filter accepts.
+    assert_eq!(ex.plugin_config(), &plugin_config_file());
     canary_gate::config::parse(istio_json(ex.plugin_config()).as_bytes())
         .unwrap_or_else(|e| panic!("the filter refuses the pluginConfig: {e}"));
 
-    // The WasmPlugin selects the gateway pods the Gateway runs on, and the VirtualService is
-    // bound to that Gateway, for one of its hosts.
+    // The WasmPlugin selects the gateway pods the Gateway runs on; every VirtualService is bound
+    // to that Gateway, for hosts it serves.
     assert_eq!(
         p["spec"]["selector"]["matchLabels"],
         ex.gateway["spec"]["selector"]
     );
     let gw_name = str_at(&ex.gateway, "/metadata/name", "Gateway");
-    let gateways = ex.vs["spec"]["gateways"].as_array().unwrap();
-    assert!(
-        gateways.iter().any(|g| g == gw_name),
-        "VirtualService not bound to {gw_name}"
-    );
-    assert_eq!(
-        ex.vs["metadata"]["namespace"],
-        ex.gateway["metadata"]["namespace"]
-    );
-    let gw_hosts = ex.gateway["spec"]["servers"][0]["hosts"]
+    let gw_hosts: Vec<&str> = ex.gateway["spec"]["servers"][0]["hosts"]
         .as_array()
-        .unwrap();
-    assert!(gw_hosts.iter().any(|h| h == ex.vs_host().as_str()));
-
-    // Every upstream the filter can write has its own route to an existing subset, nothing
-    // else is matched, and the catch-all goes last, to the primary's subset.
-    let subsets = ex.subsets();
-    let header = ex.route_header();
-    let routes = ex.vs_routes();
-    let upstreams = Example::upstreams(ex.plugin_config());
-    let names: Vec<&str> = upstreams.iter().map(|(n, _)| n.as_str()).collect();
-    for r in &routes {
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    for vs in &ex.vss {
+        assert_eq!(vs.doc["spec"]["gateways"], json!([gw_name]), "{}", vs.name);
         assert_eq!(
-            r.host,
-            str_at(&ex.dr, "/spec/host", "DestinationRule"),
-            "{}",
-            r.name
+            vs.doc["metadata"]["namespace"],
+            ex.gateway["metadata"]["namespace"]
         );
-        assert!(
-            subsets.contains_key(&r.subset),
-            "{}: no subset {}",
-            r.name,
-            r.subset
-        );
-        if let Some((h, v)) = &r.header {
-            assert_eq!(*h, header, "{}: matches the route header", r.name);
+        for h in &vs.hosts {
             assert!(
-                names.contains(&v.as_str()),
-                "{}: {v} is not an upstream name",
-                r.name
+                gw_hosts.contains(&h.as_str()),
+                "{}: {h} not on the Gateway",
+                vs.name
             );
         }
     }
-    let last = routes.last().unwrap();
-    assert!(last.header.is_none(), "the last route is the catch-all");
-    assert_eq!(
-        last.subset,
-        ex.subset_for(names[0]),
-        "the catch-all goes to the primary"
-    );
-    let mut seen = Vec::new();
-    for name in &names {
-        let matching: Vec<&VsRoute> = routes
+
+    // Per gateway: its hosts are served by one VirtualService, where each of its upstreams has
+    // exactly one header route, to an existing subset (distinct upstreams, distinct subsets),
+    // and a catch-all by its path prefix goes to its primary's subset, after every header route.
+    let header = ex.route_header();
+    let subsets = ex.subsets();
+    let gateways = plugin_gateways(ex.plugin_config());
+    assert_eq!(gateways.len(), 2, "the example has two gateways");
+    for g in &gateways {
+        let vs = ex.vs_for(&g.hosts[0]);
+        for h in &g.hosts {
+            assert_eq!(ex.vs_for(h).name, vs.name, "{}: one VirtualService", g.name);
+            assert_eq!(
+                ex.vss.iter().filter(|v| v.hosts.contains(h)).count(),
+                1,
+                "{h} in one VirtualService"
+            );
+        }
+        let mut seen = Vec::new();
+        for u in g.upstreams() {
+            let matching: Vec<&VsRoute> = vs
+                .routes
+                .iter()
+                .filter(|r| r.header.as_ref() == Some(&(header.clone(), u.clone())))
+                .collect();
+            assert_eq!(matching.len(), 1, "{u}: exactly one header route");
+            let r = matching[0];
+            assert!(
+                subsets.contains_key(&(r.host.clone(), r.subset.clone())),
+                "{u}: no subset {} of {}",
+                r.subset,
+                r.host
+            );
+            let target = (r.host.clone(), r.subset.clone());
+            assert!(!seen.contains(&target), "two upstreams share a subset");
+            seen.push(target);
+        }
+        let catch_all: Vec<&VsRoute> = vs
+            .routes
             .iter()
-            .filter(|r| r.header.as_ref().is_some_and(|(_, v)| v == name))
+            .filter(|r| {
+                r.is_catch_all()
+                    && r.prefix.as_deref()
+                        == (g.path_prefix != "/").then_some(g.path_prefix.as_str())
+            })
             .collect();
-        assert_eq!(matching.len(), 1, "{name}: exactly one header route");
-        assert!(
-            !seen.contains(&matching[0].subset),
-            "two upstreams share a subset"
+        assert_eq!(catch_all.len(), 1, "{}: one catch-all", g.name);
+        assert_eq!(
+            ex.pod(&catch_all[0].host, &catch_all[0].subset),
+            ex.pod_for(&g.hosts[0], &g.primary),
+            "{}: the catch-all goes to the primary",
+            g.name
         );
-        seen.push(matching[0].subset.clone());
+        let first_catch_all = vs.routes.iter().position(VsRoute::is_catch_all).unwrap();
+        assert!(
+            vs.routes[first_catch_all..]
+                .iter()
+                .all(VsRoute::is_catch_all),
+            "{}: header routes come first",
+            vs.name
+        );
     }
+    // Nothing else is routed: every header value is an upstream of a gateway on those hosts.
+    for vs in &ex.vss {
+        for r in vs.routes.iter().filter(|r| !r.is_catch_all()) {
+            let value = &r.header.as_ref().unwrap().1;
+            assert!(
+                gateways
+                    .iter()
+                    .any(|g| g.hosts.iter().any(|h| vs.hosts.contains(h))
+                        && g.upstreams().contains(value)),
+                "{}: {value} is not an upstream of its gateways",
+                vs.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_example_is_what_render_istio_writes() {
+    let out = TempDir::new("render-istio");
+    let dir = out.path().to_string_lossy().into_owned();
+    let o = cli(&[
+        "render",
+        "istio",
+        PLUGIN_CONFIG,
+        "--image",
+        IMAGE,
+        "--out",
+        &dir,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for file in [
+        "wasmplugin.yaml",
+        "gateway.yaml",
+        "virtualservice.yaml",
+        "destinationrule.yaml",
+    ] {
+        let rendered = fs::read_to_string(out.path().join(file)).unwrap();
+        let example = fs::read_to_string(Path::new(MANIFESTS).join(file)).unwrap();
+        assert_eq!(
+            rendered, example,
+            "envoy/istio/{file} is not the output of `canary-gate render istio \
+             envoy/istio/plugin-config.json --image {IMAGE} --out envoy/istio`"
+        );
+    }
+    // And `check` reads the manifest as istiod would send it.
+    let o = cli(&["check", &format!("{MANIFESTS}/wasmplugin.yaml")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 #[test]
@@ -574,52 +785,62 @@ fn pluginconfig_is_serialised_like_istiod_does() {
 }
 
 #[test]
-fn the_istio_gateway_authenticates_splits_and_routes_like_the_virtualservice() {
+fn both_gateways_authenticate_split_and_route_on_their_own() {
     let gw = IstioGateway::start();
     let ex = &gw.example;
-    let subsets = ex.subsets();
-    let pod_of = |upstream: &str| subsets[&ex.subset_for(upstream)].clone();
-    let cfg = ex.plugin_config();
-    let upstreams = Example::upstreams(cfg);
-    let canaries: Vec<(&str, f64)> = upstreams[1..]
-        .iter()
-        .map(|(n, p)| (n.as_str(), *p))
-        .collect();
-    let primary = upstreams[0].0.as_str();
-    let user_header = str_at(cfg, "/split/name", "pluginConfig");
-    let seed = cfg["split"]["hash_seed"].as_u64().unwrap_or(0) as u32;
+    let gateways = plugin_gateways(ex.plugin_config());
+    let (fraud, chat) = (&gateways[0], &gateways[1]);
+    let fraud_host = fraud.hosts[0].as_str();
+    let carol = basic(CAROL.0, CAROL.1);
 
-    // No key: the filter answers 401 itself.
-    let r = gw.get(&[("x-user-id", "user-1")]);
+    // fraud: access keys. No key, or a key it does not list: the filter answers 401 itself.
+    let r = gw.get(fraud_host, "/fraud/score", &[("x-user-id", "user-1")]);
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(
         r.header("www-authenticate"),
         Some(r#"ApiKey realm="canary-gate", header="x-api-key""#)
     );
     assert!(r.upstream().is_none(), "{r:?}");
-    assert_eq!(gw.get(&[("x-api-key", "mallory-key")]).status, 401);
+    assert_eq!(
+        gw.get(fraud_host, "/fraud/score", &[("x-api-key", "mallory-key")])
+            .status,
+        401
+    );
+    // chat: Basic. Its users do not open fraud, fraud's keys do not open chat.
+    let r = gw.get("chat.example.com", "/v1/chat", &[]);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Basic realm="chat", charset="UTF-8""#)
+    );
+    let r = gw.get("chat.example.com", "/v1/chat", &[("x-api-key", ALICE_KEY)]);
+    assert_eq!(r.status, 401, "fraud's key on chat: {r:?}");
+    let r = gw.get(fraud_host, "/fraud/score", &[("authorization", &carol)]);
+    assert_eq!(r.status, 401, "chat's user on fraud: {r:?}");
 
     // Each user lands where the documented formula says, through the VirtualService route for
     // the header value the filter wrote. Requests carry no route header (the catch-all would
     // pick the primary) or a spoofed one (another route would match first): either way Envoy
-    // must re-pick the route after the filter has set the header.
+    // must re-pick the route after the filter has set it.
     let mut per_pod: BTreeMap<String, u32> = BTreeMap::new();
-    for i in 0..300 {
+    for i in 0..200 {
         let user = format!("user-{i}");
-        let want = expected_upstream(&user, seed, primary, &canaries);
-        let spoof = if i % 2 == 0 { "model-v3" } else { "model-v2" };
-        let mut headers = vec![("x-api-key", ALICE_KEY), (user_header, user.as_str())];
+        let want = fraud.expected(&user);
+        let mut headers = vec![("x-api-key", ALICE_KEY), ("x-user-id", user.as_str())];
         if i % 3 != 0 {
-            headers.push(("x-canary-upstream", spoof));
+            headers.push((
+                "x-canary-upstream",
+                if i % 2 == 0 { "fraud-v3" } else { "chat-v2" },
+            ));
         }
-        let r = gw.get(&headers);
+        let r = gw.get(fraud_host, "/fraud/score", &headers);
         assert_eq!(r.status, 200, "{user}: {r:?}");
-        assert_eq!(pod(&r), pod_of(want), "{user} should reach {want}");
-        assert_eq!(r.header("x-canary-upstream"), Some(want), "{user}");
         assert_eq!(
-            r.upstream_header("x-canary-upstream").as_deref(),
-            Some(want)
+            pod(&r),
+            ex.pod_for(fraud_host, &want),
+            "{user} should reach {want}"
         );
+        assert_eq!(r.header("x-canary-upstream"), Some(want.as_str()), "{user}");
         assert_eq!(
             r.upstream_header("x-canary-consumer").as_deref(),
             Some("alice")
@@ -631,39 +852,96 @@ fn the_istio_gateway_authenticates_splits_and_routes_like_the_virtualservice() {
         );
         *per_pod.entry(pod(&r)).or_default() += 1;
     }
+    // chat splits by the session cookie, on every host its wildcard takes.
+    for i in 0..200 {
+        let session = format!("s-{i}");
+        let want = chat.expected(&session);
+        let host = if i % 2 == 0 {
+            "chat.example.com"
+        } else {
+            "eu.chat.example.com"
+        };
+        let cookie = format!("theme=dark; session={session}");
+        let r = gw.get(
+            host,
+            "/v1/chat",
+            &[("authorization", &carol), ("cookie", &cookie)],
+        );
+        assert_eq!(r.status, 200, "{session}: {r:?}");
+        assert_eq!(
+            pod(&r),
+            ex.pod_for(host, &want),
+            "{session} should reach {want}"
+        );
+        assert_eq!(
+            r.upstream_header("x-canary-consumer").as_deref(),
+            Some("carol")
+        );
+        assert_eq!(r.upstream_header("authorization"), None);
+        *per_pod.entry(pod(&r)).or_default() += 1;
+    }
     assert_eq!(
         per_pod.len(),
-        3,
-        "300 users reach all three versions: {per_pod:?}"
+        5,
+        "400 users reach all five versions: {per_pod:?}"
     );
 
-    // The select header picks a version for testers (after authentication).
-    for (name, _) in &upstreams {
-        let r = gw.get(&[("x-api-key", BOB_KEY), ("x-canary-select", name)]);
-        assert_eq!(pod(&r), pod_of(name), "select {name}");
+    // The select header picks a version of the gateway's own (after authentication); another
+    // gateway's upstream is ignored.
+    for u in fraud.upstreams() {
+        let r = gw.get(
+            fraud_host,
+            "/fraud",
+            &[("x-api-key", BOB_KEY), ("x-canary-select", &u)],
+        );
+        assert_eq!(pod(&r), ex.pod_for(fraud_host, &u), "select {u}");
         assert_eq!(
             r.upstream_header("x-canary-consumer").as_deref(),
             Some("bob")
         );
     }
-
-    // Only the VirtualService's host is served.
-    let r = gw.envoy.get(
-        "/v1/chat",
-        &[("host", "other.example.com"), ("x-api-key", ALICE_KEY)],
+    let r = gw.get(
+        "chat.example.com",
+        "/",
+        &[
+            ("authorization", &carol),
+            ("x-canary-select", "fraud-v2"),
+            ("cookie", "session=s-1"),
+        ],
     );
+    assert_eq!(
+        r.header("x-canary-upstream"),
+        Some(chat.expected("s-1").as_str())
+    );
+
+    // A path or host no gateway takes: 404 from the filter.
+    let r = gw.get(fraud_host, "/other", &[("x-api-key", ALICE_KEY)]);
+    assert_eq!((r.status, r.upstream()), (404, None), "{r:?}");
+    let r = gw.get("other.example.com", "/fraud", &[("x-api-key", ALICE_KEY)]);
     assert_eq!(r.status, 404, "{r:?}");
 
-    // The plugin's counters, as an operator scrapes them.
+    // The plugin's counters, as an operator scrapes them with Istio's extraStatTags extractors.
     let prom = gw.envoy.prometheus();
-    for (name, _) in &upstreams {
-        assert!(
-            prom.contains(&format!(
-                "canary_gate_requests{{gateway=\"default\",upstream=\"{name}\"}}"
-            )),
-            "no counter for {name}:\n{prom}"
-        );
+    for g in [fraud, chat] {
+        for u in g.upstreams() {
+            let series = format!(
+                "canary_gate_requests{{gateway=\"{}\",upstream=\"{u}\"}}",
+                g.name
+            );
+            assert!(prom.contains(&series), "no {series}:\n{prom}");
+        }
     }
+    for series in [
+        "canary_gate_auth_denied{gateway=\"fraud\",reason=\"missing_credentials\"}",
+        "canary_gate_auth_denied{gateway=\"chat\",reason=\"missing_credentials\"}",
+        "canary_gate_auth_allowed{gateway=\"chat\"}",
+    ] {
+        assert!(prom.contains(series), "no {series}:\n{prom}");
+    }
+    assert!(
+        !prom.contains("gateway___"),
+        "a label left in a name:\n{prom}"
+    );
 }
 
 #[test]
@@ -673,17 +951,24 @@ fn the_filter_asks_envoy_to_repick_the_route_and_the_host_has_the_call() {
     // lines do reach the log).
     let gw = IstioGateway::start_with(|envoy| envoy.component_log_level("wasm:debug"));
     let ex = &gw.example;
-    let subsets = ex.subsets();
-    // model-v3 selected, model-v1 spoofed: the route matched before the filter is model-v1's.
-    let r = gw.get(&[
-        ("x-api-key", ALICE_KEY),
-        ("x-canary-select", "model-v3"),
-        ("x-canary-upstream", "model-v1"),
-    ]);
-    assert_eq!(pod(&r), subsets[&ex.subset_for("model-v3")], "{r:?}");
+    // fraud-v3 selected, fraud-v1 spoofed: the route matched before the filter is fraud-v1's.
+    let r = gw.get(
+        "models.example.com",
+        "/fraud",
+        &[
+            ("x-api-key", ALICE_KEY),
+            ("x-canary-select", "fraud-v3"),
+            ("x-canary-upstream", "fraud-v1"),
+        ],
+    );
+    assert_eq!(
+        pod(&r),
+        ex.pod_for("models.example.com", "fraud-v3"),
+        "{r:?}"
+    );
     assert!(
         gw.envoy.wait_for_log(Duration::from_secs(5), |l| l
-            .contains("canary-gate: alice -> model-v3")),
+            .contains("canary-gate: alice -> fraud-v3")),
         "the filter's debug line is missing:\n{}",
         gw.envoy.log()
     );
@@ -692,22 +977,37 @@ fn the_filter_asks_envoy_to_repick_the_route_and_the_host_has_the_call() {
 }
 
 #[test]
-fn promotion_and_rollback_reach_the_running_gateway_and_a_bad_edit_is_refused() {
+fn promotion_and_rollback_made_with_the_cli_reach_the_running_gateway_and_a_bad_edit_is_refused() {
     let mut gw = IstioGateway::start();
-    let subsets = gw.example.subsets();
-    let pod_of = |ex: &Example, upstream: &str| subsets[&ex.subset_for(upstream)].clone();
     let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
-    let everyone_on = |gw: &IstioGateway, upstream: &str| {
+    let carol = basic(CAROL.0, CAROL.1);
+    // Every fraud user and chat session lands where `cfg` says.
+    let all_follow = |gw: &IstioGateway, cfg: &Value| {
+        let gateways = plugin_gateways(cfg);
+        let (fraud, chat) = (&gateways[0], &gateways[1]);
         users.iter().all(|u| {
-            let r = gw.get(&[("x-api-key", ALICE_KEY), ("x-user-id", u)]);
-            r.status == 200 && pod(&r) == pod_of(&gw.example, upstream)
+            let r = gw.get(
+                "models.example.com",
+                "/fraud",
+                &[("x-api-key", ALICE_KEY), ("x-user-id", u)],
+            );
+            let cookie = format!("session={u}");
+            let c = gw.get(
+                "chat.example.com",
+                "/",
+                &[("authorization", &carol), ("cookie", &cookie)],
+            );
+            r.status == 200
+                && pod(&r) == gw.example.pod_for("models.example.com", &fraud.expected(u))
+                && c.status == 200
+                && pod(&c) == gw.example.pod_for("chat.example.com", &chat.expected(u))
         })
     };
     // Envoy counts the update on its main thread, then hands the new filter config to the
     // workers: allow that hand-over (bounded) before requiring the new split.
-    let settles_on = |gw: &IstioGateway, upstream: &str| {
+    let settles = |gw: &IstioGateway, cfg: &Value| {
         let deadline = Instant::now() + PUSH_TIMEOUT;
-        while !everyone_on(gw, upstream) {
+        while !all_follow(gw, cfg) {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -716,47 +1016,76 @@ fn promotion_and_rollback_reach_the_running_gateway_and_a_bad_edit_is_refused() 
         true
     };
     assert_eq!(gw.ecds_stat("update_success"), 1);
-    let base = gw.example.plugin_config().clone();
+    assert!(all_follow(&gw, &plugin_config_file()));
 
-    // Promote model-v2 to everyone: edit the percents, apply. Same Envoy, no restart.
-    let mut promoted = base.clone();
-    promoted["canaries"] =
-        json!([{"name": "model-v2", "percent": 100}, {"name": "model-v3", "percent": 0}]);
+    // The operator edits the configuration with the CLI, then applies the WasmPlugin.
+    let work = TempDir::new("istio-edit");
+    let file = work.path().join("plugin-config.json");
+    fs::copy(PLUGIN_CONFIG, &file).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let edit = |args: &[&str]| -> Value {
+        let o = cli(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap()
+    };
+
+    // Promote fraud-v2 (fraud-v1 dropped, fraud-v3 kept). Same Envoy, no restart.
+    let promoted = edit(&[
+        "promote",
+        &file,
+        "--gateway",
+        "fraud",
+        "--to",
+        "fraud-v2",
+        "-i",
+    ]);
+    assert_eq!(promoted["gateways"][0]["primary"], "fraud-v2");
     gw.push(&promoted);
     gw.wait_for_stat("update_success", 2);
     assert!(
-        settles_on(&gw, "model-v2"),
+        settles(&gw, &promoted),
         "after promotion:\n{}",
         gw.envoy.log()
     );
 
-    // Roll back: every canary at 0% sends everyone to the primary.
-    let mut rolled_back = base.clone();
-    rolled_back["canaries"] =
-        json!([{"name": "model-v2", "percent": 0}, {"name": "model-v3", "percent": 0}]);
+    // Roll chat back: chat-v2 at 0% sends every session to chat-v1.
+    let rolled_back = edit(&["rollback", &file, "--gateway", "chat", "-i"]);
+    assert_eq!(rolled_back["gateways"][1]["canaries"][0]["percent"], 0);
     gw.push(&rolled_back);
     gw.wait_for_stat("update_success", 3);
     assert!(
-        settles_on(&gw, "model-v1"),
+        settles(&gw, &rolled_back),
         "after rollback:\n{}",
         gw.envoy.log()
     );
 
-    // A wrong edit (percents over 100) is refused by the filter; the gateway keeps serving the
-    // last good configuration and the log says why.
-    let mut wrong = base.clone();
-    wrong["canaries"] =
-        json!([{"name": "model-v2", "percent": 90}, {"name": "model-v3", "percent": 30}]);
+    // A wrong edit (a percent over 100): `canary-gate check` refuses it with the line the
+    // filter logs when Envoy refuses it; the gateway keeps serving the last good configuration.
+    let mut wrong = rolled_back.clone();
+    wrong["gateways"][0]["canaries"][0]["percent"] = json!(120);
+    let wrong_file = work.path().join("wrong.json");
+    fs::write(&wrong_file, wrong.to_string()).unwrap();
+    let o = cli(&["check", &wrong_file.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(1));
+    let message = "gateways[0].canaries[0].percent: 120 is not between 0 and 100";
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{}: {message}\n", wrong_file.display())
+    );
     gw.push(&wrong);
     gw.wait_for_stat("update_rejected", 1);
     assert!(
         gw.envoy.wait_for_log(Duration::from_secs(5), |l| l
-            .contains("invalid configuration: canaries[1].percent")),
+            .contains(&format!("invalid configuration: {message}"))),
         "no critical line for the refused config:\n{}",
         gw.envoy.log()
     );
     assert!(
-        everyone_on(&gw, "model-v1"),
+        all_follow(&gw, &rolled_back),
         "after the refused edit:\n{}",
         gw.envoy.log()
     );

@@ -258,3 +258,102 @@ pub fn istio_default_tag_collisions(value: &str) -> Vec<&'static str> {
     }
     tags
 }
+
+/// A stat name taken apart: the labels in order (tag name, value) and the metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedStatName<'a> {
+    pub labels: Vec<(&'a str, &'a str)>,
+    pub metric: &'a str,
+}
+
+impl ParsedStatName<'_> {
+    /// The value of label `tag`, if the name has it.
+    pub fn label(&self, tag: &str) -> Option<&str> {
+        self.labels.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v)
+    }
+}
+
+/// The inverse of [`stat_name`], for tools that read Envoy's raw stat names
+/// (`/stats`) without relying on tag extractors: `name` with or without the
+/// `wasmcustom.` namespace. `None` if it is not one of this filter's names.
+/// Tags are returned as written, known to [`Label`] or not.
+pub fn parse_stat_name(name: &str) -> Option<ParsedStatName<'_>> {
+    let name = name
+        .strip_prefix(ENVOY_WASM_NAMESPACE)
+        .and_then(|n| n.strip_prefix('.'))
+        .unwrap_or(name);
+    let mut rest = name.strip_prefix(STAT_PREFIX)?.strip_prefix('.')?;
+    let mut labels = Vec::new();
+    while let Some(eq) = rest.find("=.=") {
+        let (tag, after) = (rest.get(..eq)?, rest.get(eq + 3..)?);
+        if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return None;
+        }
+        let end = after.find(";.;")?;
+        labels.push((tag, after.get(..end)?));
+        rest = after.get(end + 3..)?;
+    }
+    let valid_metric = rest.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    valid_metric.then_some(ParsedStatName {
+        labels,
+        metric: rest,
+    })
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn parse_is_the_inverse_of_stat_name() {
+        for labels in [
+            vec![],
+            vec![(Label::Gateway, "fraud")],
+            vec![
+                (Label::Gateway, "fraud"),
+                (
+                    Label::Upstream,
+                    "outbound|8080|v2|model.ns.svc.cluster.local",
+                ),
+            ],
+            vec![
+                (Label::Gateway, "g"),
+                (Label::Upstream, "a.b;c"),
+                (Label::Class, "5xx"),
+            ],
+        ] {
+            let name = stat_name("responses", &labels).unwrap();
+            for full in [name.clone(), format!("wasmcustom.{name}")] {
+                let parsed = parse_stat_name(&full).unwrap();
+                assert_eq!(parsed.metric, "responses");
+                let want: Vec<(&str, &str)> =
+                    labels.iter().map(|(l, v)| (l.tag_name(), *v)).collect();
+                assert_eq!(parsed.labels, want, "{full}");
+            }
+        }
+        let p =
+            parse_stat_name("wasmcustom.canary_gate.gateway=.=fraud;.;upstream=.=v2;.;requests")
+                .unwrap();
+        assert_eq!(
+            (p.label("gateway"), p.label("upstream"), p.label("reason")),
+            (Some("fraud"), Some("v2"), None)
+        );
+    }
+
+    #[test]
+    fn other_names_are_not_parsed() {
+        for name in [
+            "cluster.fraud-v1.upstream_rq_total",
+            "wasmcustom.other.requests",
+            "wasmcustom.canary_gate.gateway=.=fraud;.;",
+            "wasmcustom.canary_gate.gateway=.=fraud",
+            "canary_gate.Requests",
+            "wasmcustom.canary_gate.gateway.fraud.requests",
+        ] {
+            assert_eq!(parse_stat_name(name), None, "{name}");
+        }
+    }
+}
