@@ -595,6 +595,9 @@ fn soak(seconds: u64) -> Result<(), String> {
     let start = Instant::now();
     let mut failures: Vec<String> = Vec::new();
     let (mut valid_pushes, mut invalid_pushes) = (0u64, 0u64);
+    // Envoy remembers a configuration it refused: pushing the same text again is refused without
+    // starting the plugin, so the plugin logs once per distinct invalid configuration.
+    let mut distinct_invalid = std::collections::HashSet::new();
     let mut push_wait_max = Duration::ZERO;
     let mut rss_early = None;
     let mut rss_samples = Vec::new();
@@ -613,12 +616,11 @@ fn soak(seconds: u64) -> Result<(), String> {
         } else {
             percents_of(tick)
         };
-        write_atomic(
-            &ecds_file,
-            &ecds(&wasm, &plugin_config(percents, invalid), version).to_string(),
-        );
+        let cfg = plugin_config(percents, invalid);
+        write_atomic(&ecds_file, &ecds(&wasm, &cfg, version).to_string());
         if invalid {
             invalid_pushes += 1;
+            distinct_invalid.insert(cfg.to_string());
         } else {
             valid_pushes += 1;
             last_valid = percents;
@@ -744,9 +746,25 @@ fn soak(seconds: u64) -> Result<(), String> {
         })
         .count() as u64;
     let refused_lines = log.lines().filter(|l| l.contains(REFUSED_SIGN)).count() as u64;
-    if rejected_lines != invalid_pushes || refused_lines != invalid_pushes {
+    let distinct = distinct_invalid.len() as u64;
+    if rejected_lines != distinct || refused_lines != distinct {
         failures.push(format!(
-            "{rejected_lines} critical config-error lines and {refused_lines} refusals by Envoy \
+            "{rejected_lines} critical config-error lines and {refused_lines} refusals by the \
+             plugin for {distinct} distinct invalid configurations"
+        ));
+    }
+    // Envoy's own lines, one per refused push.
+    let envoy_refusals = log
+        .lines()
+        .filter(|l| l.contains("Plugin canary-gate failed to load"))
+        .count() as u64;
+    let file_rejections = log
+        .lines()
+        .filter(|l| l.contains("Filesystem config update rejected"))
+        .count() as u64;
+    if envoy_refusals != invalid_pushes || file_rejections != invalid_pushes {
+        failures.push(format!(
+            "{envoy_refusals} `failed to load` and {file_rejections} `update rejected` lines \
              for {invalid_pushes} invalid pushes"
         ));
     }
@@ -834,7 +852,8 @@ fn soak(seconds: u64) -> Result<(), String> {
         "| slowest push to be applied or refused | {} ms |",
         push_wait_max.as_millis()
     );
-    let _ = writeln!(r, "| plugin's critical config-error lines / Envoy's `{REFUSED_SIGN}` lines | {rejected_lines} / {refused_lines} |");
+    let _ = writeln!(r, "| distinct invalid configurations / plugin's critical config-error lines / `{REFUSED_SIGN}` lines | {distinct} / {rejected_lines} / {refused_lines} |");
+    let _ = writeln!(r, "| Envoy's `Plugin canary-gate failed to load` / `Filesystem config update rejected` lines | {envoy_refusals} / {file_rejections} |");
     let _ = writeln!(r, "| JWKS rotations / probes passed (new key 200, withdrawn 401) | {rotations} / {probes_ok} |");
     let _ = writeln!(
         r,
