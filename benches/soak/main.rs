@@ -26,8 +26,10 @@
 //! Pass: Envoy's `downstream_rq_non-2xx` equals the intended 401s and wrk saw no non-2xx and no
 //! socket errors; no VM failure in the log or stats; VmRSS at the end within 10% of VmRSS at
 //! 1 minute (1/10 of the run if shorter); every push applied or refused (`update_success`,
-//! `update_rejected`) and one `critical` line per refused push; after the restart, 1,000 users
-//! get the same upstream as before and as the murmur3 oracle.
+//! `update_rejected`), Envoy's refusal lines once per invalid push, and the plugin's `critical`
+//! line once per distinct invalid configuration (Envoy refuses a configuration it has already
+//! refused without starting the plugin again); after the restart, 1,000 users get the same
+//! upstream as before and as the murmur3 oracle.
 //!
 //! Without `--bench` (under `cargo test --all-targets`) it only builds the configurations and
 //! checks them with `canary_gate::config::parse` (valid ones accepted, invalid ones refused for
