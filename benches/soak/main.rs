@@ -19,7 +19,8 @@
 //!
 //! JWKS rotation: key `A` is always served and signs wrk's tokens (an old key that is still
 //! served keeps its tokens valid). Every 10 s a fresh key `K_g` replaces `K_(g-1)` in the served
-//! set; once the filter has fetched twice since, the driver sends one token signed by `K_g`
+//! set; once the main thread's and the worker's VMs have both logged the new key set, the
+//! driver sends one token signed by `K_g`
 //! (must be 200) and one signed by `K_(g-1)` (must be 401: the key was withdrawn). Those 401s
 //! are the only non-2xx the test intends, and it counts them.
 //!
@@ -318,6 +319,19 @@ impl Drop for Idp {
             let _ = t.join();
         }
     }
+}
+
+/// How many Envoy threads logged `JWKS loaded: ... (kids: soak-a, <kid>)`. The fetch counter
+/// alone is not enough: the main thread's VM fetches too (one 10-minute run probed 20 ms after
+/// the main thread had the new key and before the worker had it), so the probe waits until both
+/// the main thread and the worker (`--concurrency 1`) hold the new key set.
+fn loaded_by_threads(log: &str, kid_end: &str) -> usize {
+    let needle = format!("kids: soak-a, {kid_end}");
+    log.lines()
+        .filter(|l| l.contains("JWKS loaded") && l.contains(&needle))
+        .filter_map(|l| l.split(['[', ']']).nth(3))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 /// A counter from `/stats` (text format), 0 if absent.
@@ -646,7 +660,9 @@ fn soak(seconds: u64) -> Result<(), String> {
         }
         // JWKS: probe the previous rotation once the filter has fetched twice since.
         if let Some((old, fetches)) = &pending {
-            if prom_sum(&proxy, "canary_gate_oauth2_jwks_fetch_ok") >= *fetches {
+            if prom_sum(&proxy, "canary_gate_oauth2_jwks_fetch_ok") >= *fetches
+                && loaded_by_threads(&proxy.log(), &format!("soak-k{rotations})")) >= 2
+            {
                 let new = format!("Bearer {}", token(&rotating, "soak-probe"));
                 let (s_new, _) = get(
                     &a,
@@ -679,8 +695,8 @@ fn soak(seconds: u64) -> Result<(), String> {
             let fresh = new_key(&format!("soak-k{rotations}"));
             idp.serve(&[&key_a, &fresh]);
             let old = std::mem::replace(&mut rotating, fresh);
-            // Two fetches after the change: one started after it has completed. (A push in
-            // between starts a new VM, which fetches at once; that only makes it sooner.)
+            // Probed once two fetches have completed since the change and both threads' VMs
+            // have logged the new key set (`loaded_by_threads`).
             pending = Some((
                 old,
                 prom_sum(&proxy, "canary_gate_oauth2_jwks_fetch_ok") + 2.0,
