@@ -124,17 +124,17 @@ impl<'de> Visitor<'de> for SourceVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretSource, A::Error> {
-        let mut name = None;
-        // Keys are read as JSON values too, and nothing read is ever echoed.
-        while let Some(key) = map.next_key::<String>()? {
-            let value: serde_json::Value = map.next_value()?;
-            match (key.as_str(), value, &name) {
-                ("env", serde_json::Value::String(n), None) => name = Some(n),
-                _ => return Err(de::Error::custom(EXPECTED)),
-            }
+        // Exactly one member, `env`, a string. (A value of another type fails
+        // here too; `deserialize` replaces whatever error with `EXPECTED`.)
+        match map.next_key::<String>()?.as_deref() {
+            Some("env") => {}
+            _ => return Err(de::Error::custom(EXPECTED)),
         }
-        name.map(SecretSource::Env)
-            .ok_or_else(|| de::Error::custom(EXPECTED))
+        let name: String = map.next_value()?;
+        if map.next_key::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom(EXPECTED));
+        }
+        Ok(SecretSource::Env(name))
     }
 }
 
@@ -182,13 +182,17 @@ mod tests {
             r#"{"v":"hunter2"}"#,
             r#"{"env":"A","x":"hunter2"}"#,
             r#"{"env":"A","env":"B"}"#,
-            r#"{"env":7}"#,
             r#"{}"#,
             r#"null"#,
             r#"true"#,
         ] {
             let e = source(&format!(r#"{{"s":{bad}}}"#)).unwrap_err();
             assert_eq!(e, format!("s: {EXPECTED}"), "{bad}");
+        }
+        // A name that is not a string is pointed at.
+        for bad in [r#"{"env":7}"#, r#"{"env":["hunter2"]}"#] {
+            let e = source(&format!(r#"{{"s":{bad}}}"#)).unwrap_err();
+            assert_eq!(e, format!("s.env: {EXPECTED}"), "{bad}");
         }
     }
 
