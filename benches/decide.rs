@@ -14,7 +14,7 @@ use std::hint::black_box;
 
 use canary_gate::auth::CREDENTIAL_CACHE_CAPACITY;
 use canary_gate::config::{parse, Plan};
-use canary_gate::decide::State;
+use canary_gate::decide::{Outcome, State, Wait};
 use canary_gate::request::Request;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
@@ -81,6 +81,12 @@ fn bench_decide(c: &mut Criterion, name: &str, plan: &Plan, req: &Headers) {
 fn decide(c: &mut Criterion) {
     let random = plan(r#"{"primary":"v1","canaries":[{"name":"v2","percent":10}]}"#);
     bench_decide(c, "decide/random_split", &random, &Headers::new(&[]));
+
+    let by_header = plan(
+        r#"{"primary":"v1","canaries":[{"name":"v2","percent":10}],"split":{"by":"header","name":"x-user"}}"#,
+    );
+    let req = Headers::new(&[("x-user", "user-42")]);
+    bench_decide(c, "decide/header_split", &by_header, &req);
 
     let digest = sha256_hex(API_KEY);
     let keyed = plan(&format!(
@@ -166,7 +172,35 @@ fn decide(c: &mut Criterion) {
         });
         group.finish();
     }
+
+    // Introspection (RFC 7662): an opaque token whose active answer is in the verdict cache.
+    let introspected = plan(
+        r#"{"primary":"v1","canaries":[{"name":"v2","percent":10}],"split":{"by":"consumer"},
+            "auth":{"mode":"oauth2","introspection":{"cluster":"idp","path":"/introspect",
+                    "client_id":"gate","client_secret":"s3cret","cache_seconds":300}}}"#,
+    );
+    let req = Headers::new(&[("authorization", &format!("Bearer {OPAQUE_TOKEN}"))]);
+    let mut state = state();
+    let Outcome::Wait(Wait::Introspect { digest, .. }) = introspected.decide(&req, &mut state, NOW)
+    else {
+        panic!("decide/introspected_cached: the fixture token is not sent to introspection");
+    };
+    let answer = br#"{"active":true,"sub":"bench-user","exp":4102444800}"#;
+    let (outcome, _) =
+        introspected.after_introspection(0, &req, &mut state, NOW, digest, Some(200), Some(answer));
+    if outcome.forwarded().is_none() {
+        panic!("decide/introspected_cached: the introspection answer is refused");
+    }
+    c.bench_function("decide/introspected_cached", |b| {
+        b.iter(|| {
+            let d = introspected.decide(black_box(&req), &mut state, NOW);
+            black_box(d.forwarded().map(|d| d.upstream));
+        })
+    });
 }
+
+/// An opaque access token as identity providers issue them (43 characters of base64url).
+const OPAQUE_TOKEN: &str = "2YotnFZFEjr1zCsicMWpAAx3kQp0vZ8xgHc9tLmR5aE";
 
 /// 2026-11-29 in Unix seconds: inside every fixture token's validity.
 const NOW: u64 = 1_795_000_000;
