@@ -147,6 +147,7 @@ fn test_mode() -> Result<(), String> {
             "native-apikey",
             "wasm-minimal",
             "wasm-hostcalls-key",
+            "gate-random",
             "gate-header-key",
         ]
     {
