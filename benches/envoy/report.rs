@@ -134,7 +134,7 @@ pub struct Context {
     pub layout: String,
     pub uptime_before: String,
     pub uptime_after: String,
-    pub gate_size: u64,
+    pub gate_size: String,
     pub minimal_size: u64,
     pub command: String,
     pub upstream_rss_kb: f64,

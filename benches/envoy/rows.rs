@@ -63,6 +63,8 @@ pub struct Row {
     /// Another canary-gate row of the same build this one is held against (the random split,
     /// for the auth rows): their paired per-round ratio is reported.
     pub peer: Option<&'static str>,
+    /// The canary-gate module this row loads, when not the run's (`BENCH_BUILDS`).
+    pub gate_wasm: Option<PathBuf>,
     /// A request without the row's headers must be refused (401/403), checked once per proxy
     /// start, so an auth row can't silently measure an open door.
     pub auth: bool,
@@ -81,6 +83,7 @@ impl Row {
             floor: None,
             twin: None,
             peer: None,
+            gate_wasm: None,
             auth: false,
         }
     }
@@ -423,6 +426,30 @@ pub fn select(all: &[Row], variants: Option<&str>) -> Result<Vec<Row>, String> {
         .collect())
 }
 
+/// `BENCH_BUILDS="label=path ..."`: every canary-gate row once per build, named `row@label`
+/// (its peer too), so builds are compared within the same rounds, interleaved.
+pub fn per_build(rows: Vec<Row>, builds: &[(String, PathBuf)]) -> Vec<Row> {
+    if builds.is_empty() {
+        return rows;
+    }
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut out = Vec::new();
+    for row in rows {
+        if !row.filters.iter().any(|f| matches!(f, Filter::Gate(_))) {
+            out.push(row);
+            continue;
+        }
+        for (label, path) in builds {
+            let mut copy = row.clone();
+            copy.name = leak(format!("{}@{label}", row.name));
+            copy.peer = row.peer.map(|p| leak(format!("{p}@{label}")));
+            copy.gate_wasm = Some(path.clone());
+            out.push(copy);
+        }
+    }
+    out
+}
+
 /// Checks the rows without running anything: references name rows, canary-gate accepts every
 /// configuration. (What `cargo test --all-targets` runs.)
 pub fn check_rows(all: &[Row]) -> Result<usize, String> {
@@ -482,7 +509,7 @@ pub fn wasm_filter(name: &str, file: &Path, configuration: Option<String>, runti
     })
 }
 
-pub fn filter_json(f: &Filter, c: &Creds, wasm: &Wasm) -> Value {
+pub fn filter_json(f: &Filter, c: &Creds, wasm: &Wasm, gate: Option<&Path>) -> Value {
     match f {
         Filter::BasicAuth => json!({
             "name": "envoy.filters.http.basic_auth",
@@ -522,7 +549,7 @@ pub fn filter_json(f: &Filter, c: &Creds, wasm: &Wasm) -> Value {
         }
         Filter::Gate(cfg) => wasm_filter(
             "canary-gate",
-            &wasm.gate,
+            gate.unwrap_or(&wasm.gate),
             Some(cfg.to_string()),
             &wasm.runtime,
         ),
@@ -562,7 +589,7 @@ pub fn proxy_bootstrap(row: &Row, upstream_port: u16, c: &Creds, wasm: &Wasm) ->
     let mut filters: Vec<Value> = row
         .filters
         .iter()
-        .map(|f| filter_json(f, c, wasm))
+        .map(|f| filter_json(f, c, wasm, row.gate_wasm.as_deref()))
         .collect();
     filters.push(bootstrap::router());
     json!({
