@@ -1,7 +1,8 @@
 //! The per-request logic on the native target: [`Plan::decide`] as the filter
 //! calls it once per request, with the plan compiled once as `on_configure`
-//! does. Headers come from a HashMap and are cloned on each read, as the
-//! proxy-wasm host hands back an owned `String` per header.
+//! does. Headers are looked up in a short list and copied into a new `Vec` on
+//! each read, as the proxy-wasm host hands back a fresh buffer per header (the
+//! host's own lookup is measured in Envoy, by the twin rows of scripts/bench.sh).
 //!
 //! Run: `cargo bench --bench decide` (add `-- --quick` for a short run).
 //! The Envoy-level figures come from `scripts/bench.sh`.
@@ -9,22 +10,21 @@
 // Benchmark set-up may fail loudly: a broken fixture must stop the run.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::collections::HashMap;
 use std::hint::black_box;
 
 use canary_gate::auth::CREDENTIAL_CACHE_CAPACITY;
 use canary_gate::config::{parse, Plan};
-use canary_gate::decide::State;
+use canary_gate::decide::{Outcome, State, Wait};
 use canary_gate::request::Request;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 /// Request headers, lowercase names, pseudo-headers included.
-struct Headers(HashMap<String, String>);
+struct Headers(Vec<(String, String)>);
 
 impl Headers {
-    /// A typical request plus `extra`.
+    /// A typical request plus `extra` (which replaces a typical header of the same name).
     fn new(extra: &[(&str, &str)]) -> Self {
-        let mut map: HashMap<String, String> = [
+        let mut list: Vec<(String, String)> = [
             (":method", "POST"),
             (":path", "/v1/predict"),
             (":authority", "models.example.com"),
@@ -34,18 +34,20 @@ impl Headers {
             ("content-type", "application/json"),
         ]
         .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        for (k, v) in extra {
-            map.insert(k.to_string(), v.to_string());
-        }
-        Headers(map)
+        list.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Headers(list)
     }
 }
 
 impl Request for Headers {
     fn header(&self, name: &str) -> Option<Vec<u8>> {
-        self.0.get(name).map(|v| v.as_bytes().to_vec())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_bytes().to_vec())
     }
 }
 
@@ -81,6 +83,12 @@ fn bench_decide(c: &mut Criterion, name: &str, plan: &Plan, req: &Headers) {
 fn decide(c: &mut Criterion) {
     let random = plan(r#"{"primary":"v1","canaries":[{"name":"v2","percent":10}]}"#);
     bench_decide(c, "decide/random_split", &random, &Headers::new(&[]));
+
+    let by_header = plan(
+        r#"{"primary":"v1","canaries":[{"name":"v2","percent":10}],"split":{"by":"header","name":"x-user"}}"#,
+    );
+    let req = Headers::new(&[("x-user", "user-42")]);
+    bench_decide(c, "decide/header_split", &by_header, &req);
 
     let digest = sha256_hex(API_KEY);
     let keyed = plan(&format!(
@@ -166,6 +174,31 @@ fn decide(c: &mut Criterion) {
         });
         group.finish();
     }
+
+    // Introspection (RFC 7662): an opaque token whose active answer is in the verdict cache.
+    let introspected = plan(
+        r#"{"primary":"v1","canaries":[{"name":"v2","percent":10}],"split":{"by":"consumer"},
+            "auth":{"mode":"oauth2","introspection":{"cluster":"idp","path":"/introspect",
+                    "client_id":"gate","client_secret":"s3cret","cache_seconds":300}}}"#,
+    );
+    let req = Headers::new(&[("authorization", &format!("Bearer {OPAQUE_TOKEN}"))]);
+    let mut state = state();
+    let Outcome::Wait(Wait::Introspect { digest, .. }) = introspected.decide(&req, &mut state, NOW)
+    else {
+        panic!("decide/introspected_cached: the fixture token is not sent to introspection");
+    };
+    let answer = br#"{"active":true,"sub":"bench-user","exp":4102444800}"#;
+    let (outcome, _) =
+        introspected.after_introspection(0, &req, &mut state, NOW, digest, Some(200), Some(answer));
+    if outcome.forwarded().is_none() {
+        panic!("decide/introspected_cached: the introspection answer is refused");
+    }
+    c.bench_function("decide/introspected_cached", |b| {
+        b.iter(|| {
+            let d = introspected.decide(black_box(&req), &mut state, NOW);
+            black_box(d.forwarded().map(|d| d.upstream));
+        })
+    });
 }
 
 /// User enumeration by timing (Basic): a wrong password of a bcrypt user
@@ -198,6 +231,8 @@ fn basic_timing(c: &mut Criterion) {
     });
     group.finish();
 }
+/// An opaque access token as identity providers issue them (43 characters of base64url).
+const OPAQUE_TOKEN: &str = "2YotnFZFEjr1zCsicMWpAAx3kQp0vZ8xgHc9tLmR5aE";
 
 /// 2026-11-29 in Unix seconds: inside every fixture token's validity.
 const NOW: u64 = 1_795_000_000;

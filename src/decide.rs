@@ -15,7 +15,10 @@ use crate::auth::oauth2::fetch::{self, JwksOutcome};
 use crate::auth::oauth2::{
     HttpCall, JwksUri, OAuth2Auth, OAuth2State, Refresh, Step, TokenDigest, TokenError,
 };
-use crate::auth::{AccessKeyAuth, AuthError, Authenticator, BasicAuth, CredentialCache};
+use crate::auth::{
+    AccessKeyAuth, AuthError, Authenticator, BasicAuth, CredentialCache, KeyCache,
+    CREDENTIAL_CACHE_BYTES, KEY_CACHE_BYTES,
+};
 use crate::config::{Gateway, Plan, Unmatched};
 use crate::gateway::Match;
 use crate::reply::Denial;
@@ -23,9 +26,10 @@ use crate::request::{cookie_value, query_param, single_header, take_query_param,
 use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
 
 /// Mutable per-VM state the decision needs: the random source, and per
-/// gateway the cache of verified Basic credentials and the OAuth2 keys and
-/// token verdicts. Nothing is shared between gateways but fetched key sets
-/// (gateways with the same `jwks_uri`).
+/// gateway the caches of verified Basic credentials and access keys and the
+/// OAuth2 keys and token verdicts. Nothing is shared between gateways but
+/// fetched key sets (gateways with the same `jwks_uri`). Each cache has its
+/// own random hash key; a cache allocates nothing until its first entry.
 #[derive(Debug)]
 pub struct State {
     rng: fastrand::Rng,
@@ -35,6 +39,7 @@ pub struct State {
 #[derive(Debug)]
 struct GatewayState {
     credentials: CredentialCache,
+    keys: KeyCache,
     oauth2: OAuth2State,
     /// The live split when ramps or tripped guards changed it from the
     /// configured one ([`State::set_split`]).
@@ -42,19 +47,20 @@ struct GatewayState {
 }
 
 impl State {
-    /// State for `gateways` gateways, each with a credential cache of
-    /// `credential_capacity` entries.
+    /// State for `gateways` gateways, each with a credential cache and an
+    /// access-key cache of `credential_capacity` entries.
     pub fn new(seed: u64, credential_capacity: usize, gateways: usize) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let gateways = (0..gateways.max(1))
-            .map(|_| {
-                let mut salt = [0u8; 16];
-                rng.fill(&mut salt);
-                GatewayState {
-                    credentials: CredentialCache::new(credential_capacity, salt),
-                    oauth2: OAuth2State::default(),
-                    split: None,
-                }
+            .map(|_| GatewayState {
+                credentials: CredentialCache::new(
+                    credential_capacity,
+                    CREDENTIAL_CACHE_BYTES,
+                    rng.u64(..),
+                ),
+                keys: KeyCache::new(credential_capacity, KEY_CACHE_BYTES, rng.u64(..)),
+                oauth2: OAuth2State::with_key(rng.u64(..)),
+                split: None,
             })
             .collect();
         Self { rng, gateways }
@@ -282,7 +288,17 @@ impl Plan {
                 None,
             );
         };
-        let done = o.finish_introspection(digest, status, body, &mut gw_state.oauth2, now);
+        // The token is read again to be cached with its verdict.
+        let authorization = req.header("authorization");
+        let authorization = credential_text(authorization.as_deref()).ok().flatten();
+        let done = o.finish_introspection(
+            digest,
+            authorization,
+            status,
+            body,
+            &mut gw_state.oauth2,
+            now,
+        );
         let outcome = match done.result {
             Ok(consumer) => {
                 let mut auth = Authenticated::anonymous();
@@ -383,7 +399,9 @@ fn authenticate<'p, R: Request + ?Sized>(
         Authenticator::Basic(basic) => {
             basic_auth(basic, req, &mut g.state.credentials, auth, now).map_err(refuse)
         }
-        Authenticator::AccessKey(ak) => access_key_auth(ak, req, auth).map_err(refuse),
+        Authenticator::AccessKey(ak) => {
+            access_key_auth(ak, req, &mut g.state.keys, auth).map_err(refuse)
+        }
         Authenticator::OAuth2(o) => oauth2_auth(g.index, o, req, &mut g.state.oauth2, auth, now),
     }
 }
@@ -406,6 +424,7 @@ fn basic_auth<'p, R: Request + ?Sized>(
 fn access_key_auth<'p, R: Request + ?Sized>(
     ak: &'p AccessKeyAuth,
     req: &R,
+    cache: &mut KeyCache,
     auth: &mut Authenticated<'p>,
 ) -> Result<(), AuthError> {
     let raw_header = single_header(req, ak.header()).map_err(|_| AuthError::Malformed)?;
@@ -429,7 +448,7 @@ fn access_key_auth<'p, R: Request + ?Sized>(
     }
     let presented = from_header.as_deref().or(from_query.as_deref());
     let presented = credential_text(presented).map_err(|_| AuthError::Malformed)?;
-    let consumer = ak.verify(presented)?;
+    let consumer = ak.verify(presented, cache)?;
     auth.consumer = Some(Cow::Borrowed(consumer));
     if header_sent {
         auth.remove_headers.push(ak.header());

@@ -945,10 +945,12 @@ fn both_gateways_authenticate_split_and_route_on_their_own() {
 }
 
 #[test]
-fn the_filter_asks_envoy_to_repick_the_route_and_the_host_has_the_call() {
-    // With Envoy's debug log for wasm on, the filter logs a line when `clear_route_cache` is
-    // missing; it must not appear, while the filter's per-request debug line does (so debug
-    // lines do reach the log).
+fn envoy_repicks_the_route_after_the_filter_sets_the_header() {
+    // The route matched when the request arrived is model-v1's (the client forged its header);
+    // Envoy must pick model-v3's once the filter has written its choice. This build does not
+    // call `clear_route_cache`: for plugins on ABI 0.2.1 Envoy re-picks by itself (src/wasm/mod.rs).
+    // With Envoy's debug log for wasm on, the filter's per-request debug line shows its choice,
+    // and a line about `clear_route_cache` must never appear.
     let gw = IstioGateway::start_with(|envoy| envoy.component_log_level("wasm:debug"));
     let ex = &gw.example;
     // fraud-v3 selected, fraud-v1 spoofed: the route matched before the filter is fraud-v1's.

@@ -30,6 +30,7 @@
 //! BENCH_OUT=bench/results-<date>.md       where the markdown goes
 //! ENVOY_BIN=/path/to/envoy                the Envoy to run (scripts/bench.sh sets it)
 //! BENCH_GATE_WASM=path/to/canary_gate.wasm measure another build (e.g. opt-level 3)
+//! BENCH_BUILDS="z=a.wasm o3=b.wasm"     every canary-gate row once per build (row@label), interleaved
 //! BENCH_MINIMAL_WASM=path                 the minimal filter (default: its release build)
 //! BENCH_PROFILE=1                         add a perf profile per variant (where the CPU goes)
 //! BENCH_PROFILE_SECONDS=8                 length of each profiled window
@@ -72,7 +73,7 @@ use std::thread;
 
 use measure::{rss_kb, status_of, Bench, Knobs, Proxy, RUNS_HEADER};
 use report::{report, Context};
-use rows::{check_rows, rows, select, upstream_bootstrap, Creds, Row, Wasm};
+use rows::{check_rows, per_build, rows, select, upstream_bootstrap, Creds, Row, Wasm};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -100,7 +101,7 @@ const USAGE: &str =
     "usage: cargo bench --bench envoy [-- --list | --help]   (scripts/bench.sh runs it)
 Knobs are environment variables: BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNECTIONS
 BENCH_VARIANTS BENCH_PROXY_CPU BENCH_LOAD_CPU BENCH_WASM_RUNTIME BENCH_OUT BENCH_GATE_WASM
-BENCH_MINIMAL_WASM BENCH_PROFILE BENCH_PROFILE_SECONDS ENVOY_BIN (see benches/envoy/main.rs).";
+BENCH_MINIMAL_WASM BENCH_BUILDS BENCH_PROFILE BENCH_PROFILE_SECONDS ENVOY_BIN (see benches/envoy/main.rs).";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -147,6 +148,7 @@ fn test_mode() -> Result<(), String> {
             "native-apikey",
             "wasm-minimal",
             "wasm-hostcalls-key",
+            "gate-random",
             "gate-header-key",
         ]
     {
@@ -158,6 +160,23 @@ fn test_mode() -> Result<(), String> {
         all.len()
     );
     Ok(())
+}
+
+/// `BENCH_BUILDS="label=path ..."`: canary-gate modules to compare within one run.
+fn builds() -> Result<Vec<(String, PathBuf)>, String> {
+    let text = std::env::var("BENCH_BUILDS").unwrap_or_default();
+    text.split_whitespace()
+        .map(|b| {
+            let (label, path) = b
+                .split_once('=')
+                .ok_or_else(|| format!("BENCH_BUILDS: {b} is not label=path"))?;
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(format!("BENCH_BUILDS: {} is missing", path.display()));
+            }
+            Ok((label.to_owned(), path))
+        })
+        .collect()
 }
 
 fn run() -> Result<(), String> {
@@ -216,6 +235,8 @@ fn run() -> Result<(), String> {
     let all = rows(&creds);
     check_rows(&all)?;
     let selected = select(&all, std::env::var("BENCH_VARIANTS").ok().as_deref())?;
+    let builds = builds()?;
+    let selected = per_build(selected, &builds);
 
     let bench = Bench {
         knobs,
@@ -336,7 +357,15 @@ fn run() -> Result<(), String> {
         layout,
         uptime_before,
         uptime_after,
-        gate_size: size(&wasm.gate),
+        gate_size: if builds.is_empty() {
+            size(&wasm.gate).to_string()
+        } else {
+            builds
+                .iter()
+                .map(|(l, p)| format!("{l} {}", size(p)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
         minimal_size: size(&wasm.minimal),
         command: std::env::var("BENCH_CMD").unwrap_or_else(|_| "scripts/bench.sh".into()),
         upstream_rss_kb,

@@ -91,6 +91,24 @@ impl Report<'_> {
         }
     }
 
+    /// The median over rounds of `field(a) / field(b)` within the same round: the
+    /// interleaved comparison (drift between rounds cancels out).
+    pub fn paired(&self, a: &str, b: &str, field: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
+        let ratios = self
+            .measured(a)
+            .into_iter()
+            .filter_map(|ra| {
+                let rb = self
+                    .measured(b)
+                    .into_iter()
+                    .find(|rb| rb.round == ra.round)?;
+                let (x, y) = (field(ra)?, field(rb)?);
+                (y != 0.0).then(|| x / y)
+            })
+            .collect();
+        median(ratios)
+    }
+
     pub fn cpu_req(&self, name: &str, floor: Option<&str>) -> String {
         let Some(c) = self.med(name, |r| r.proxy_cpu_us_per_req) else {
             return "—".into();
@@ -116,7 +134,7 @@ pub struct Context {
     pub layout: String,
     pub uptime_before: String,
     pub uptime_after: String,
-    pub gate_size: u64,
+    pub gate_size: String,
     pub minimal_size: u64,
     pub command: String,
     pub upstream_rss_kb: f64,
@@ -191,6 +209,38 @@ pub fn report(
             ms(rep.med(r.name, |x| x.p99_us)),
             rep.cpu_req(r.name, r.floor),
         );
+    }
+    let compared: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.twin.is_some() || r.peer.is_some())
+        .collect();
+    if !compared.is_empty() {
+        let _ = writeln!(w);
+        let _ = writeln!(w, "Paired comparisons: the median over rounds of this row's figure divided by the other row's");
+        let _ = writeln!(w, "in the same round (req/s: above 1 is faster; proxy CPU per request: below 1 is cheaper). The twin");
+        let _ = writeln!(w, "makes the same hostcalls with no logic; the peer is another canary-gate row of the same build.");
+        let _ = writeln!(w);
+        let _ = writeln!(
+            w,
+            "| variant | × twin, req/s | × twin, CPU µs/req | × peer, req/s | × peer, CPU µs/req |"
+        );
+        let _ = writeln!(w, "|---|---:|---:|---:|---:|");
+        let f3 = |v: Option<f64>| opt(v, |x| format!("{x:.3}"));
+        for r in compared {
+            let pair = |other: Option<&str>, field: fn(&Run) -> Option<f64>| match other {
+                Some(o) => format!("{} ({o})", f3(rep.paired(r.name, o, field))),
+                None => "—".into(),
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} |",
+                r.name,
+                pair(r.twin, |x| x.rps),
+                pair(r.twin, |x| x.proxy_cpu_us_per_req),
+                pair(r.peer, |x| x.rps),
+                pair(r.peer, |x| x.proxy_cpu_us_per_req),
+            );
+        }
     }
     let _ = writeln!(w);
     let _ = writeln!(w, "Run health (medians over rounds): req/s spread is (max − min) / median; proxy CPU is the proxy Envoy's");

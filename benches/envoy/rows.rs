@@ -60,6 +60,11 @@ pub struct Row {
     pub native: Option<&'static str>,
     pub floor: Option<&'static str>,
     pub twin: Option<&'static str>,
+    /// Another canary-gate row of the same build this one is held against (the random split,
+    /// for the auth rows): their paired per-round ratio is reported.
+    pub peer: Option<&'static str>,
+    /// The canary-gate module this row loads, when not the run's (`BENCH_BUILDS`).
+    pub gate_wasm: Option<PathBuf>,
     /// A request without the row's headers must be refused (401/403), checked once per proxy
     /// start, so an auth row can't silently measure an open door.
     pub auth: bool,
@@ -77,6 +82,8 @@ impl Row {
             native: None,
             floor: None,
             twin: None,
+            peer: None,
+            gate_wasm: None,
             auth: false,
         }
     }
@@ -98,6 +105,10 @@ impl Row {
     }
     pub fn twin(mut self, row: &'static str) -> Row {
         self.twin = Some(row);
+        self
+    }
+    pub fn peer(mut self, row: &'static str) -> Row {
+        self.peer = Some(row);
         self
     }
     pub fn auth(mut self) -> Row {
@@ -181,6 +192,30 @@ impl Creds {
     }
 }
 
+/// A twin's hostcall list (see benches/minimal-filter): `own`, then what every forwarded request
+/// of canary-gate does after its own reads and writes (src/gate: count the route, the access-log
+/// properties, the clock for the latency), then the response phase (the clock, `:status`,
+/// `grpc-status` and `content-type` read, the response counted and its latency recorded).
+/// `clear_route_cache` is not called by this build (ABI 0.2.1; see src/wasm/mod.rs).
+fn twin(own: &[&str]) -> String {
+    let mut ops: Vec<&str> = own.to_vec();
+    ops.extend([
+        "counter bench.routed",
+        "property canary_gate_gateway default",
+        "property canary_gate_upstream v1",
+        "property canary_gate_bucket 4321",
+        "now",
+        "response",
+        "now",
+        "get :status",
+        "get grpc-status",
+        "get content-type",
+        "counter bench.responses",
+        "histogram bench.response_ms",
+    ]);
+    ops.join("; ")
+}
+
 pub fn rows(c: &Creds) -> Vec<Row> {
     use Route::{Header, Plain, Weighted};
     let split = json!({"primary": "v1", "canaries": [{"name": "v2", "percent": 10}]});
@@ -237,28 +272,67 @@ pub fn rows(c: &Creds) -> Vec<Row> {
             Header,
         )
         .filter(Filter::WasmMinimal(None)),
+        // The twins: the minimal filter replaying, per request, the hostcalls the gate row makes
+        // (benches/minimal-filter: after `response`, the response-phase list), with no logic. A
+        // gate row's gap to its twin is its logic's; the twin's gap to the floor, the hostcalls'.
         Row::new(
             "wasm-hostcalls-random",
-            "minimal wasm filter replaying gate-random's 3 hostcalls, no logic",
+            "minimal wasm filter replaying gate-random's 13 hostcalls, no logic",
             Header,
         )
-        .filter(Filter::WasmMinimal(Some(
-            "remove x-canary-consumer; set x-canary-upstream v1; counter bench.routed".into(),
-        )))
+        .filter(Filter::WasmMinimal(Some(twin(&[
+            "remove x-canary-consumer",
+            "set x-canary-upstream v1",
+        ]))))
         .floor("wasm-minimal"),
         Row::new(
             "wasm-hostcalls-key",
-            "minimal wasm filter replaying gate-header-key's 8 hostcalls, no logic",
+            "minimal wasm filter replaying gate-header-key's 18 hostcalls, no logic",
             Header,
         )
-        .filter(Filter::WasmMinimal(Some(
-            "remove x-canary-consumer; get x-api-key; get x-user; remove x-api-key; \
-             set x-canary-consumer alice; counter bench.allowed; set x-canary-upstream v1; \
-             counter bench.routed"
-                .into(),
-        )))
+        .filter(Filter::WasmMinimal(Some(twin(&[
+            "get x-api-key",
+            "get x-user",
+            "remove x-api-key",
+            "set x-canary-consumer alice",
+            "counter bench.allowed",
+            "set x-canary-upstream v1",
+            "property canary_gate_consumer alice",
+        ]))))
         .header("x-user: user-42")
         .header(&api_key)
+        .floor("wasm-minimal"),
+        Row::new(
+            "wasm-hostcalls-basic",
+            "minimal wasm filter replaying gate-basic's 17 hostcalls, no logic",
+            Header,
+        )
+        .filter(Filter::WasmMinimal(Some(twin(&[
+            "get authorization",
+            "remove authorization",
+            "set x-canary-consumer bench",
+            "counter bench.allowed",
+            "set x-canary-upstream v1",
+            "property canary_gate_consumer bench",
+        ]))))
+        .header(&c.basic_header)
+        .floor("wasm-minimal"),
+        Row::new(
+            "wasm-hostcalls-jwt",
+            "minimal wasm filter replaying gate-jwt-rs256's 19 hostcalls, no logic",
+            Header,
+        )
+        .filter(Filter::WasmMinimal(Some(twin(&[
+            "now",
+            "get authorization",
+            "remove authorization",
+            "set x-canary-consumer bench-user",
+            "counter bench.allowed",
+            "counter bench.token_cache_hits",
+            "set x-canary-upstream v1",
+            "property canary_gate_consumer bench-user",
+        ]))))
+        .header(&rs256)
         .floor("wasm-minimal"),
         Row::new("gate-random", "canary-gate: random split 90/10, no auth", Header)
             .filter(gate(json!({})))
@@ -279,6 +353,7 @@ pub fn rows(c: &Creds) -> Vec<Row> {
         .native("native-apikey")
         .floor("wasm-minimal")
         .twin("wasm-hostcalls-key")
+        .peer("gate-random")
         .auth(),
         Row::new(
             "gate-basic",
@@ -291,6 +366,8 @@ pub fn rows(c: &Creds) -> Vec<Row> {
         .header(&c.basic_header)
         .native("native-basic")
         .floor("wasm-minimal")
+        .twin("wasm-hostcalls-basic")
+        .peer("gate-random")
         .auth(),
         // OAuth2: the same token on every request, so the verdict cache answers (the repeat
         // client). A fresh token per request would need a wrk script; the uncached cost is in
@@ -304,6 +381,8 @@ pub fn rows(c: &Creds) -> Vec<Row> {
         .header(&rs256)
         .native("native-jwt-cached")
         .floor("wasm-minimal")
+        .twin("wasm-hostcalls-jwt")
+        .peer("gate-random")
         .auth(),
         Row::new(
             "gate-jwt-es256",
@@ -314,6 +393,7 @@ pub fn rows(c: &Creds) -> Vec<Row> {
         .header(&es256)
         .native("native-jwt-es256")
         .floor("wasm-minimal")
+        .peer("gate-random")
         .auth(),
     ]
 }
@@ -331,13 +411,43 @@ pub fn select(all: &[Row], variants: Option<&str>) -> Result<Vec<Row>, String> {
             .find(|r| r.name == v)
             .ok_or_else(|| format!("unknown variant {v} (known: {})", known.join(" ")))?;
         want.insert(row.name);
-        want.extend(row.native.iter().chain(&row.floor).chain(&row.twin));
+        want.extend(
+            row.native
+                .iter()
+                .chain(&row.floor)
+                .chain(&row.twin)
+                .chain(&row.peer),
+        );
     }
     Ok(all
         .iter()
         .filter(|r| want.contains(r.name))
         .cloned()
         .collect())
+}
+
+/// `BENCH_BUILDS="label=path ..."`: every canary-gate row once per build, named `row@label`
+/// (its peer too), so builds are compared within the same rounds, interleaved.
+pub fn per_build(rows: Vec<Row>, builds: &[(String, PathBuf)]) -> Vec<Row> {
+    if builds.is_empty() {
+        return rows;
+    }
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut out = Vec::new();
+    for row in rows {
+        if !row.filters.iter().any(|f| matches!(f, Filter::Gate(_))) {
+            out.push(row);
+            continue;
+        }
+        for (label, path) in builds {
+            let mut copy = row.clone();
+            copy.name = leak(format!("{}@{label}", row.name));
+            copy.peer = row.peer.map(|p| leak(format!("{p}@{label}")));
+            copy.gate_wasm = Some(path.clone());
+            out.push(copy);
+        }
+    }
+    out
 }
 
 /// Checks the rows without running anything: references name rows, canary-gate accepts every
@@ -349,7 +459,13 @@ pub fn check_rows(all: &[Row]) -> Result<usize, String> {
     }
     let mut gates = 0;
     for r in all {
-        for reference in r.native.iter().chain(&r.floor).chain(&r.twin) {
+        for reference in r
+            .native
+            .iter()
+            .chain(&r.floor)
+            .chain(&r.twin)
+            .chain(&r.peer)
+        {
             if !names.contains(reference) {
                 return Err(format!("{}: no row named {reference}", r.name));
             }
@@ -393,7 +509,7 @@ pub fn wasm_filter(name: &str, file: &Path, configuration: Option<String>, runti
     })
 }
 
-pub fn filter_json(f: &Filter, c: &Creds, wasm: &Wasm) -> Value {
+pub fn filter_json(f: &Filter, c: &Creds, wasm: &Wasm, gate: Option<&Path>) -> Value {
     match f {
         Filter::BasicAuth => json!({
             "name": "envoy.filters.http.basic_auth",
@@ -433,7 +549,7 @@ pub fn filter_json(f: &Filter, c: &Creds, wasm: &Wasm) -> Value {
         }
         Filter::Gate(cfg) => wasm_filter(
             "canary-gate",
-            &wasm.gate,
+            gate.unwrap_or(&wasm.gate),
             Some(cfg.to_string()),
             &wasm.runtime,
         ),
@@ -473,7 +589,7 @@ pub fn proxy_bootstrap(row: &Row, upstream_port: u16, c: &Creds, wasm: &Wasm) ->
     let mut filters: Vec<Value> = row
         .filters
         .iter()
-        .map(|f| filter_json(f, c, wasm))
+        .map(|f| filter_json(f, c, wasm, row.gate_wasm.as_deref()))
         .collect();
     filters.push(bootstrap::router());
     json!({

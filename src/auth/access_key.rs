@@ -2,6 +2,12 @@
 //! parameter); the configuration holds only the key's SHA-256 digest. The
 //! presented key's digest is compared with every configured digest in
 //! constant time.
+//!
+//! A key that verified is remembered in the gateway's [`KeyCache`] (see
+//! [`super::verified`]), so a repeat client costs a keyed hash and a
+//! constant-time comparison with the remembered key instead of a SHA-256.
+//! Only keys that match a configured digest get in, so the cache never holds
+//! more entries than there are configured keys.
 
 use std::fmt;
 
@@ -9,11 +15,17 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use super::verified::{VerifiedCache, NEVER};
 use super::{default_realm, AuthError};
 use crate::validate::{header_name, non_empty, realm, ConfigError, Unique};
 
 /// The header that carries the key when `auth.header` is not set.
 pub const DEFAULT_ACCESS_KEY_HEADER: &str = "x-api-key";
+
+/// Keys that verified, with the index of the configured key they match.
+pub type KeyCache = VerifiedCache<usize>;
+/// At most this many bytes of verified keys are kept (per gateway).
+pub const KEY_CACHE_BYTES: usize = 64 * 1024;
 
 /// `{"mode": "access_key", ...}`: the JSON shape of this mode.
 #[derive(Deserialize)]
@@ -135,11 +147,17 @@ impl AccessKeyAuth {
     }
 
     /// Checks a presented key. Returns the consumer name.
-    pub fn verify(&self, presented: Option<&str>) -> Result<&str, AuthError> {
+    pub fn verify(&self, presented: Option<&str>, cache: &mut KeyCache) -> Result<&str, AuthError> {
         let presented = match presented {
             Some(k) if !k.is_empty() => k,
             _ => return Err(AuthError::Missing),
         };
+        if let Some(key) = cache
+            .get(presented.as_bytes(), 0)
+            .and_then(|i| self.keys.get(*i))
+        {
+            return Ok(key.consumer.as_str());
+        }
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Visit every key whatever matches; remember the match as index + 1.
         let mut found: u32 = 0;
@@ -147,8 +165,12 @@ impl AccessKeyAuth {
             let candidate = u32::try_from(i + 1).unwrap_or(u32::MAX);
             found = u32::conditional_select(&found, &candidate, digest.ct_eq(&key.digest));
         }
-        match found.checked_sub(1).and_then(|i| self.keys.get(i as usize)) {
-            Some(key) => Ok(key.consumer.as_str()),
+        let index = found.checked_sub(1).map(|i| i as usize);
+        match index.and_then(|i| Some((i, self.keys.get(i)?))) {
+            Some((i, key)) => {
+                cache.insert(presented.as_bytes(), i, NEVER, 0);
+                Ok(key.consumer.as_str())
+            }
             None => Err(AuthError::Invalid),
         }
     }
@@ -179,16 +201,37 @@ mod tests {
         .unwrap()
     }
 
+    fn cache() -> KeyCache {
+        KeyCache::new(8, KEY_CACHE_BYTES, 3)
+    }
+
     #[test]
     fn keys_map_to_consumers() {
         let a = auth();
-        assert_eq!(a.verify(Some("alice-key")), Ok("alice"));
-        assert_eq!(a.verify(Some("alice-key-2")), Ok("alice"));
-        assert_eq!(a.verify(Some("bob-key")), Ok("bob"));
-        assert_eq!(a.verify(Some("bob-key ")), Err(AuthError::Invalid));
-        assert_eq!(a.verify(Some("mallory")), Err(AuthError::Invalid));
-        assert_eq!(a.verify(Some("")), Err(AuthError::Missing));
-        assert_eq!(a.verify(None), Err(AuthError::Missing));
+        // Twice each: the second answer comes from the cache.
+        let mut c = cache();
+        for _ in 0..2 {
+            assert_eq!(a.verify(Some("alice-key"), &mut c), Ok("alice"));
+            assert_eq!(a.verify(Some("alice-key-2"), &mut c), Ok("alice"));
+            assert_eq!(a.verify(Some("bob-key"), &mut c), Ok("bob"));
+            assert_eq!(a.verify(Some("bob-key "), &mut c), Err(AuthError::Invalid));
+            assert_eq!(a.verify(Some("mallory"), &mut c), Err(AuthError::Invalid));
+            assert_eq!(a.verify(Some(""), &mut c), Err(AuthError::Missing));
+            assert_eq!(a.verify(None, &mut c), Err(AuthError::Missing));
+        }
+    }
+
+    #[test]
+    fn only_verified_keys_are_cached() {
+        let a = auth();
+        let mut c = cache();
+        assert_eq!(a.verify(Some("mallory"), &mut c), Err(AuthError::Invalid));
+        assert!(c.is_empty());
+        assert_eq!(a.verify(Some("bob-key"), &mut c), Ok("bob"));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.get(b"bob-key", 0), Some(&1));
+        assert_eq!(a.verify(Some("bob-key"), &mut c), Ok("bob"));
+        assert_eq!(c.len(), 1);
     }
 
     #[test]
@@ -199,7 +242,7 @@ mod tests {
             sha256: "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD".into(),
         };
         let a = AccessKeyAuth::new("r".into(), "k".into(), None, &[k]).unwrap();
-        assert_eq!(a.verify(Some("abc")), Ok("c"));
+        assert_eq!(a.verify(Some("abc"), &mut cache()), Ok("c"));
     }
 
     #[test]

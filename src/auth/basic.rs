@@ -4,9 +4,10 @@
 //! and `{SHA}` (base64 of SHA-1, what Envoy's basic_auth filter takes).
 //! Plaintext passwords are refused at configure time.
 //!
-//! bcrypt is slow by design, so a credential that verified once is remembered
-//! in a small bounded [`CredentialCache`], keyed by a salted SHA-256 digest of
-//! `user:password` (the password itself is never stored).
+//! bcrypt is slow by design, so an `Authorization` value that verified once is
+//! remembered in a small bounded [`CredentialCache`] (see
+//! [`super::verified`]: a keyed-hash index, then a constant-time comparison
+//! with the stored value).
 //!
 //! A user that does not exist costs the same bcrypt work as a wrong password
 //! (a decoy verification against a fixed hash of the users' usual cost), so
@@ -17,7 +18,7 @@
 //! The `users` list takes htpasswd lines, or `{"env": "NAME"}`: an
 //! environment variable of the VM holding htpasswd lines (a file's content).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::hint::black_box;
 
@@ -26,9 +27,10 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use serde::Deserialize;
 use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use subtle::ConstantTimeEq;
 
+use super::verified::{VerifiedCache, NEVER};
 use super::{default_realm, AuthError};
 use crate::secret::{Lookup, SecretSource};
 use crate::validate::{realm, ConfigError, Unique};
@@ -44,8 +46,10 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 pub const MIN_BCRYPT_COST: u32 = 4;
 pub const MAX_BCRYPT_COST: u32 = 12;
 
-/// How many verified credentials a VM remembers.
+/// How many verified credentials a VM remembers (per gateway).
 pub const CREDENTIAL_CACHE_CAPACITY: usize = 1024;
+/// At most this many bytes of `Authorization` values are kept (per gateway).
+pub const CREDENTIAL_CACHE_BYTES: usize = 128 * 1024;
 
 /// The decoy bcrypt work a VM may do per second for unknown users, in units
 /// of `2^cost` (one bcrypt at cost `c` is `2^c` units, as bcrypt's work
@@ -234,8 +238,9 @@ impl BasicAuth {
                 bool::from(actual.ct_eq(expected))
             }
             PasswordHash::Bcrypt(hash) => {
-                let key = cache.key(user.as_bytes(), &password);
-                if cache.contains(&key) {
+                // The same header value always decodes to the same user and
+                // password: the value itself is the cache's credential.
+                if cache.get(value.as_bytes(), 0).is_some() {
                     true
                 } else {
                     // bcrypt::verify compares in constant time; passwords over
@@ -243,7 +248,7 @@ impl BasicAuth {
                     cache.bcrypt_runs += 1;
                     let ok = bcrypt::verify(&password, hash).unwrap_or(false);
                     if ok {
-                        cache.insert(key);
+                        cache.insert(value.as_bytes(), (), NEVER, 0);
                     }
                     ok
                 }
@@ -391,14 +396,11 @@ fn parse_htpasswd_line(path: &str, line: &str) -> Result<User, ConfigError> {
     })
 }
 
-/// The per-VM state of Basic authentication: a bounded set of credentials
-/// that already passed bcrypt, keyed by a salted SHA-256 digest (oldest
-/// entries are evicted first), and the budget of decoy work for unknown users.
+/// The per-VM (per gateway) state of Basic authentication: the `Authorization`
+/// values that already passed bcrypt, and the budget of decoy work for
+/// unknown users.
 pub struct CredentialCache {
-    salt: [u8; 16],
-    set: HashMap<[u8; 32], ()>,
-    order: VecDeque<[u8; 32]>,
-    capacity: usize,
+    verified: VerifiedCache<()>,
     budget: DecoyBudget,
     /// bcrypt verifications run, real and decoy (read by the tests).
     bcrypt_runs: u64,
@@ -407,59 +409,35 @@ pub struct CredentialCache {
 impl fmt::Debug for CredentialCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CredentialCache")
-            .field("len", &self.set.len())
-            .field("capacity", &self.capacity)
+            .field("len", &self.verified.len())
             .finish_non_exhaustive()
     }
 }
 
 impl CredentialCache {
-    pub fn new(capacity: usize, salt: [u8; 16]) -> Self {
+    /// At most `capacity` values and `max_bytes` of them; `key` seeds the index hash.
+    pub fn new(capacity: usize, max_bytes: usize, key: u64) -> Self {
         Self {
-            salt,
-            set: HashMap::with_capacity(capacity.min(64)),
-            order: VecDeque::new(),
-            capacity,
+            verified: VerifiedCache::new(capacity, max_bytes, key),
             budget: DecoyBudget::default(),
             bcrypt_runs: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.verified.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.verified.is_empty()
     }
 
-    fn key(&self, user: &[u8], password: &[u8]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.salt);
-        h.update((user.len() as u64).to_le_bytes());
-        h.update(user);
-        h.update(password);
-        h.finalize().into()
+    fn get(&mut self, credential: &[u8], now: u64) -> Option<&()> {
+        self.verified.get(credential, now)
     }
 
-    fn contains(&self, key: &[u8; 32]) -> bool {
-        self.set.contains_key(key)
-    }
-
-    fn insert(&mut self, key: [u8; 32]) {
-        if self.capacity == 0 || self.set.contains_key(&key) {
-            return;
-        }
-        while self.set.len() >= self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.set.remove(&old);
-                }
-                None => break,
-            }
-        }
-        self.set.insert(key, ());
-        self.order.push_back(key);
+    fn insert(&mut self, credential: &[u8], value: (), expires_at: u64, now: u64) {
+        self.verified.insert(credential, value, expires_at, now);
     }
 }
 
@@ -492,7 +470,7 @@ mod tests {
     }
 
     fn cache() -> CredentialCache {
-        CredentialCache::new(4, [1; 16])
+        CredentialCache::new(4, 1024, 1)
     }
 
     #[test]
@@ -651,15 +629,22 @@ mod tests {
 
     #[test]
     fn cache_is_bounded_oldest_first() {
-        let mut c = CredentialCache::new(2, [0; 16]);
-        let (k1, k2, k3) = (c.key(b"u", b"1"), c.key(b"u", b"2"), c.key(b"u", b"3"));
-        c.insert(k1);
-        c.insert(k2);
-        c.insert(k3);
+        let a = auth();
+        let mut c = CredentialCache::new(2, 1024, 0);
+        let same = header("alice:open:sesame");
+        // Three spellings of one credential: three entries, the first evicted.
+        for v in [
+            same.clone(),
+            same.replacen("Basic", "basic", 1),
+            same.replacen("Basic", "Basic ", 1),
+        ] {
+            assert_eq!(a.verify(Some(&v), &mut c, 0), Ok("alice"));
+        }
         assert_eq!(c.len(), 2);
-        assert!(!c.contains(&k1) && c.contains(&k2) && c.contains(&k3));
-        // user/password boundary is part of the key
-        assert_ne!(c.key(b"ab", b"c"), c.key(b"a", b"bc"));
+        assert!(c.get(same.as_bytes(), 0).is_none());
+        assert!(c
+            .get(same.replacen("Basic", "basic", 1).as_bytes(), 0)
+            .is_some());
     }
 
     #[test]

@@ -10,13 +10,14 @@
 mod access_key;
 mod basic;
 pub mod oauth2;
+pub mod verified;
 
 use std::fmt;
 
 pub(crate) use access_key::RawAccessKey;
-pub use access_key::{AccessKeyAuth, DEFAULT_ACCESS_KEY_HEADER};
+pub use access_key::{AccessKeyAuth, KeyCache, DEFAULT_ACCESS_KEY_HEADER, KEY_CACHE_BYTES};
 pub(crate) use basic::RawBasic;
-pub use basic::{BasicAuth, CredentialCache, CREDENTIAL_CACHE_CAPACITY};
+pub use basic::{BasicAuth, CredentialCache, CREDENTIAL_CACHE_BYTES, CREDENTIAL_CACHE_CAPACITY};
 pub use oauth2::{OAuth2Auth, TokenError};
 
 use crate::reply::Denial;

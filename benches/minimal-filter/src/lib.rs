@@ -7,18 +7,33 @@
 //!
 //! With a configuration, it replays a fixed list of hostcalls per request and
 //! does nothing else, to tell the cost of canary-gate's hostcalls from the cost
-//! of its logic. The list is `;`-separated, parsed once in `on_configure`:
-//! `get NAME`, `set NAME VALUE`, `remove NAME`, `counter NAME`.
+//! of its logic (the "twin" rows). The list is `;`-separated, parsed once in
+//! `on_configure`; the word `response` starts the list replayed on the
+//! response headers:
+//!
+//! ```text
+//! get NAME            read a request header (a response header after `response`)
+//! set NAME VALUE      set a request header
+//! remove NAME         remove a request header
+//! counter NAME        define a counter once, increment it per request
+//! histogram NAME      define a histogram once, record 1 per request
+//! property NAME VALUE set a filter-state property (what the access log reads)
+//! now                 read the clock
+//! foreign NAME        call a foreign function without arguments
+//! ```
 
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, MetricType};
+use proxy_wasm::types::{Action, ContextType, MapType, MetricType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root { ops: Rc::new(vec![Op::Set("x-canary-upstream".into(), "v1".into())]) })
+        Box::new(Root { ops: Rc::new(Ops {
+            request: vec![Op::Set("x-canary-upstream".into(), "v1".into())],
+            response: Vec::new(),
+        }) })
     });
 }}
 
@@ -27,36 +42,65 @@ enum Op {
     Set(String, String),
     Remove(String),
     Counter(u32),
+    Histogram(u32),
+    Property(String, Vec<u8>),
+    Now,
+    Foreign(String),
+}
+
+struct Ops {
+    request: Vec<Op>,
+    response: Vec<Op>,
 }
 
 struct Root {
-    ops: Rc<Vec<Op>>,
+    ops: Rc<Ops>,
 }
 
 impl Context for Root {}
+
+fn parse(text: &str) -> Option<Ops> {
+    let mut ops = Ops {
+        request: Vec::new(),
+        response: Vec::new(),
+    };
+    let mut response = false;
+    for op in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let words: Vec<&str> = op.split_whitespace().collect();
+        let op = match words.as_slice() {
+            ["response"] => {
+                response = true;
+                continue;
+            }
+            ["get", name] => Op::Get(name.to_string()),
+            ["set", name, value] => Op::Set(name.to_string(), value.to_string()),
+            ["remove", name] => Op::Remove(name.to_string()),
+            ["counter", name] => Op::Counter(hostcalls::define_metric(MetricType::Counter, name).ok()?),
+            ["histogram", name] => {
+                Op::Histogram(hostcalls::define_metric(MetricType::Histogram, name).ok()?)
+            }
+            ["property", name, value] => Op::Property(name.to_string(), value.as_bytes().to_vec()),
+            ["now"] => Op::Now,
+            ["foreign", name] => Op::Foreign(name.to_string()),
+            _ => return None,
+        };
+        if response {
+            ops.response.push(op);
+        } else {
+            ops.request.push(op);
+        }
+    }
+    Some(ops)
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(config) = self.get_plugin_configuration() else {
             return true;
         };
-        let Ok(text) = String::from_utf8(config) else {
+        let Some(ops) = String::from_utf8(config).ok().as_deref().and_then(parse) else {
             return false;
         };
-        let mut ops = Vec::new();
-        for op in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let words: Vec<&str> = op.split_whitespace().collect();
-            ops.push(match words.as_slice() {
-                ["get", name] => Op::Get(name.to_string()),
-                ["set", name, value] => Op::Set(name.to_string(), value.to_string()),
-                ["remove", name] => Op::Remove(name.to_string()),
-                ["counter", name] => match hostcalls::define_metric(MetricType::Counter, name) {
-                    Ok(id) => Op::Counter(id),
-                    Err(_) => return false,
-                },
-                _ => return false,
-            });
-        }
         self.ops = Rc::new(ops);
         true
     }
@@ -73,25 +117,50 @@ impl RootContext for Root {
 }
 
 struct Replay {
-    ops: Rc<Vec<Op>>,
+    ops: Rc<Ops>,
 }
 
 impl Context for Replay {}
 
-impl HttpContext for Replay {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        for op in self.ops.iter() {
-            match op {
-                Op::Get(name) => {
-                    std::hint::black_box(self.get_http_request_header(name));
-                }
-                Op::Set(name, value) => self.set_http_request_header(name, Some(value)),
-                Op::Remove(name) => self.set_http_request_header(name, None),
-                Op::Counter(id) => {
-                    let _ = hostcalls::increment_metric(*id, 1);
-                }
+fn replay(ops: &[Op], headers: MapType) {
+    for op in ops {
+        match op {
+            Op::Get(name) => {
+                std::hint::black_box(hostcalls::get_map_value_bytes(headers, name).ok());
+            }
+            Op::Set(name, value) => {
+                let _ = hostcalls::set_map_value_bytes(headers, name, Some(value.as_bytes()));
+            }
+            Op::Remove(name) => {
+                let _ = hostcalls::set_map_value_bytes(headers, name, None);
+            }
+            Op::Counter(id) => {
+                let _ = hostcalls::increment_metric(*id, 1);
+            }
+            Op::Histogram(id) => {
+                let _ = hostcalls::record_metric(*id, 1);
+            }
+            Op::Property(name, value) => {
+                let _ = hostcalls::set_property(vec![name], Some(value));
+            }
+            Op::Now => {
+                std::hint::black_box(hostcalls::get_current_time().ok());
+            }
+            Op::Foreign(name) => {
+                std::hint::black_box(hostcalls::call_foreign_function(name, None).ok());
             }
         }
+    }
+}
+
+impl HttpContext for Replay {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        replay(&self.ops.request, MapType::HttpRequestHeaders);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        replay(&self.ops.response, MapType::HttpResponseHeaders);
         Action::Continue
     }
 }

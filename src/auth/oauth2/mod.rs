@@ -1,6 +1,7 @@
 //! OAuth2 bearer-token authentication (RFC 6750): JWTs verified in the filter
 //! against configured and/or fetched JWKS, opaque tokens checked by RFC 7662
-//! introspection, and a bounded cache of verdicts keyed by the token digest.
+//! introspection, and a bounded cache of verdicts (the tokens that were
+//! checked, found by a keyed hash and compared in constant time).
 //!
 //! Everything here is pure: the time is a parameter, and the network is
 //! represented by [`Step::NeedKeys`] / [`Step::Introspect`], which the filter
@@ -19,7 +20,7 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-pub use cache::{digest, digest_bytes, TokenCache, TokenDigest};
+pub use cache::{digest_bytes, TokenCache, TokenDigest};
 pub(crate) use config::parse as parse_config;
 pub use introspection::{parse_response, Answer, Endpoint, HttpCall, Introspection, Secret};
 pub use jwks::{parse_remote as parse_remote_jwks, Alg, KeySet, MAX_JWKS_BYTES};
@@ -30,10 +31,15 @@ use crate::reply::Denial;
 use introspection::{numeric_date, NEGATIVE_CACHE_SECONDS};
 use jwks::Verifier;
 
-/// How many verdicts (accepted tokens, tokens lacking a scope) a VM remembers.
+/// How many verdicts (accepted tokens, tokens lacking a scope) a VM remembers
+/// per gateway, and at most how many bytes of tokens they keep (an RS256
+/// token is about 800 bytes, ES256 and EdDSA about 400).
 pub const TOKEN_CACHE_CAPACITY: usize = 1024;
-/// How many `active: false` introspection answers a VM remembers.
+pub const TOKEN_CACHE_BYTES: usize = 512 * 1024;
+/// How many `active: false` introspection answers a VM remembers per gateway,
+/// and at most how many bytes of tokens they keep.
 pub const INACTIVE_CACHE_CAPACITY: usize = 256;
+pub const INACTIVE_CACHE_BYTES: usize = 64 * 1024;
 /// Longest consumer value written upstream.
 const MAX_CONSUMER_BYTES: usize = 256;
 
@@ -177,18 +183,25 @@ pub struct OAuth2State {
 }
 
 impl Default for OAuth2State {
+    /// The default capacities, with a hash key from the process's random source.
     fn default() -> Self {
-        Self::new(TOKEN_CACHE_CAPACITY, INACTIVE_CACHE_CAPACITY)
+        Self::with_key(fastrand::u64(..))
     }
 }
 
 impl OAuth2State {
-    pub fn new(verdict_capacity: usize, inactive_capacity: usize) -> Self {
+    /// The default capacities; `key` is the caches' hash key (random per VM).
+    pub fn with_key(key: u64) -> Self {
+        Self::new(TOKEN_CACHE_CAPACITY, INACTIVE_CACHE_CAPACITY, key)
+    }
+
+    pub fn new(verdict_capacity: usize, inactive_capacity: usize, key: u64) -> Self {
         Self {
             remote: None,
             remote_fingerprint: None,
-            verdicts: TokenCache::new(verdict_capacity),
-            inactive: TokenCache::new(inactive_capacity),
+            verdicts: TokenCache::new(verdict_capacity, TOKEN_CACHE_BYTES, key),
+            // The same key: one index names a token in both caches.
+            inactive: TokenCache::new(inactive_capacity, INACTIVE_CACHE_BYTES, key),
         }
     }
 
@@ -303,8 +316,8 @@ impl OAuth2Auth {
             Ok(t) => t,
             Err(e) => return Step::Reject(e),
         };
-        let digest = digest(token);
-        if let Some(verdict) = state.verdicts.get(&digest, now) {
+        // Only tokens that passed `check_token` are ever cached: look first.
+        if let Some(verdict) = state.verdicts.get(token.as_bytes(), now) {
             return match verdict {
                 Ok(consumer) => Step::Accept {
                     consumer: consumer.clone(),
@@ -313,8 +326,11 @@ impl OAuth2Auth {
                 Err(e) => Step::Reject(*e),
             };
         }
-        if state.inactive.get(&digest, now).is_some() {
+        if state.inactive.get(token.as_bytes(), now).is_some() {
             return Step::Reject(TokenError::Inactive);
+        }
+        if let Err(e) = check_token(token) {
+            return Step::Reject(e);
         }
 
         if let Some(jwt) = &self.jwt {
@@ -338,9 +354,12 @@ impl OAuth2Auth {
                         } else {
                             Err(TokenError::InsufficientScope)
                         };
-                        state
-                            .verdicts
-                            .insert(digest, verdict.clone(), claims.expires_at, now);
+                        state.verdicts.insert(
+                            token.as_bytes(),
+                            verdict.clone(),
+                            claims.expires_at,
+                            now,
+                        );
                         match verdict {
                             Ok(consumer) => Step::Accept {
                                 consumer,
@@ -360,22 +379,30 @@ impl OAuth2Auth {
         match &self.introspection {
             Some(i) => Step::Introspect {
                 call: i.call(token),
-                digest,
+                digest: state.verdicts.index(token.as_bytes()),
             },
             None => Step::Reject(TokenError::Malformed),
         }
     }
 
     /// Completes a [`Step::Introspect`] with the provider's answer (`status`
-    /// `None` when the call failed or timed out).
+    /// `None` when the call failed or timed out). `authorization` is the
+    /// request's header value again: the verdict is cached for its token if
+    /// that is still the token of `digest`.
+    #[allow(clippy::too_many_arguments)]
     pub fn finish_introspection(
         &self,
         digest: TokenDigest,
+        authorization: Option<&str>,
         status: Option<u32>,
         body: Option<&[u8]>,
         state: &mut OAuth2State,
         now: u64,
     ) -> Introspected {
+        let token = bearer_token(authorization)
+            .ok()
+            .filter(|t| check_token(t).is_ok() && state.verdicts.index(t.as_bytes()) == digest)
+            .map(str::as_bytes);
         let answer = match parse_response(status, body) {
             Ok(a) => a,
             Err(problem) => {
@@ -389,13 +416,15 @@ impl OAuth2Auth {
         let result = match answer {
             Answer::Inactive => {
                 let ttl = cache_seconds.min(NEGATIVE_CACHE_SECONDS);
-                state
-                    .inactive
-                    .insert(digest, (), now.saturating_add(ttl), now);
+                if let Some(token) = token {
+                    state
+                        .inactive
+                        .insert(token, (), now.saturating_add(ttl), now);
+                }
                 Err(TokenError::Inactive)
             }
             Answer::Active(claims) => {
-                self.check_introspected(digest, &claims, state, now, cache_seconds)
+                self.check_introspected(token, &claims, state, now, cache_seconds)
             }
         };
         Introspected {
@@ -406,7 +435,7 @@ impl OAuth2Auth {
 
     fn check_introspected(
         &self,
-        digest: TokenDigest,
+        token: Option<&[u8]>,
         claims: &Map<String, Value>,
         state: &mut OAuth2State,
         now: u64,
@@ -451,7 +480,9 @@ impl OAuth2Auth {
         if let Some(exp) = exp {
             until = until.min(exp);
         }
-        state.verdicts.insert(digest, verdict.clone(), until, now);
+        if let Some(token) = token {
+            state.verdicts.insert(token, verdict.clone(), until, now);
+        }
         verdict
     }
 
@@ -476,7 +507,9 @@ impl OAuth2Auth {
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-/// Another scheme, or no header, counts as no token (RFC 6750 §3.1: no error code).
+/// Another scheme, or no header, counts as no token (RFC 6750 §3.1: no error
+/// code). A token over [`MAX_TOKEN_BYTES`] is malformed; its characters are
+/// checked by [`check_token`].
 fn bearer_token(authorization: Option<&str>) -> Result<&str, TokenError> {
     let value = authorization.map(str::trim).unwrap_or_default();
     if value.is_empty() {
@@ -487,17 +520,21 @@ fn bearer_token(authorization: Option<&str>) -> Result<&str, TokenError> {
         return Err(TokenError::Missing);
     }
     let token = rest.trim_start_matches(' ');
-    // RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-    let body = token.trim_end_matches('=');
-    if body.is_empty()
-        || token.len() > MAX_TOKEN_BYTES
-        || !body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
-    {
+    if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::Malformed);
     }
     Ok(token)
+}
+
+/// RFC 6750 b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn check_token(token: &str) -> Result<(), TokenError> {
+    let body = token.trim_end_matches('=');
+    let b64token =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+    if body.is_empty() || !body.bytes().all(b64token) {
+        return Err(TokenError::Malformed);
+    }
+    Ok(())
 }
 
 /// A consumer identity from a claim: a non-empty string (or integer) that is

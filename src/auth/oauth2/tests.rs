@@ -524,14 +524,22 @@ fn introspecting(extra: Value) -> OAuth2Auth {
     oauth2(cfg)
 }
 
-fn introspect(
-    a: &OAuth2Auth,
-    s: &mut OAuth2State,
-    token: &str,
-    now: u64,
-) -> (HttpCall, TokenDigest) {
-    match a.authenticate(Some(&bearer(token)), s, now) {
-        Step::Introspect { call, digest } => (call, digest),
+/// An introspection in flight: what the glue keeps, and the request's header.
+struct Pending {
+    digest: TokenDigest,
+    authorization: String,
+}
+
+fn introspect(a: &OAuth2Auth, s: &mut OAuth2State, token: &str, now: u64) -> (HttpCall, Pending) {
+    let authorization = bearer(token);
+    match a.authenticate(Some(&authorization), s, now) {
+        Step::Introspect { call, digest } => (
+            call,
+            Pending {
+                digest,
+                authorization,
+            },
+        ),
         other => panic!("expected introspection, got {other:?}"),
     }
 }
@@ -539,12 +547,19 @@ fn introspect(
 fn answer(
     a: &OAuth2Auth,
     s: &mut OAuth2State,
-    digest: TokenDigest,
+    pending: &Pending,
     status: Option<u32>,
     body: &str,
     now: u64,
 ) -> Introspected {
-    a.finish_introspection(digest, status, Some(body.as_bytes()), s, now)
+    a.finish_introspection(
+        pending.digest,
+        Some(&pending.authorization),
+        status,
+        Some(body.as_bytes()),
+        s,
+        now,
+    )
 }
 
 #[test]
@@ -559,7 +574,7 @@ fn active_answers_are_cached_for_cache_seconds_and_never_beyond_exp() {
     );
     let body = format!(r#"{{"active":true,"sub":"dave","exp":{}}}"#, NOW + 10);
     assert_eq!(
-        answer(&a, &mut s, digest, Some(200), &body, NOW).result,
+        answer(&a, &mut s, &digest, Some(200), &body, NOW).result,
         Ok("dave".into())
     );
     assert_eq!(
@@ -573,7 +588,7 @@ fn active_answers_are_cached_for_cache_seconds_and_never_beyond_exp() {
     answer(
         &a,
         &mut s,
-        digest,
+        &digest,
         Some(200),
         r#"{"active":true,"sub":"erin"}"#,
         NOW,
@@ -586,12 +601,40 @@ fn active_answers_are_cached_for_cache_seconds_and_never_beyond_exp() {
 }
 
 #[test]
+fn an_answer_is_cached_only_for_the_token_that_was_introspected() {
+    let a = introspecting(json!({}));
+    let mut s = state();
+    let (_, pending) = introspect(&a, &mut s, "opaque-1", NOW);
+    // The request's header no longer carries that token: the verdict stands
+    // for this request, but nothing is cached.
+    let other = Pending {
+        digest: pending.digest,
+        authorization: bearer("opaque-2"),
+    };
+    let body = r#"{"active":true,"sub":"dave"}"#;
+    assert_eq!(
+        answer(&a, &mut s, &other, Some(200), body, NOW).result,
+        Ok("dave".into())
+    );
+    assert_eq!(s.cached_verdicts(), 0);
+    answer(&a, &mut s, &pending, Some(200), body, NOW);
+    assert_eq!(s.cached_verdicts(), 1);
+    // Only the exact token hits.
+    introspect(&a, &mut s, "opaque-10", NOW);
+    introspect(&a, &mut s, "opaque-", NOW);
+    assert!(matches!(
+        a.authenticate(Some("Bearer opaque-1"), &mut s, NOW),
+        Step::Accept { cached: true, .. }
+    ));
+}
+
+#[test]
 fn inactive_answers_are_cached_briefly() {
     let a = introspecting(json!({}));
     let mut s = state();
     let (_, digest) = introspect(&a, &mut s, "revoked", NOW);
     assert_eq!(
-        answer(&a, &mut s, digest, Some(200), r#"{"active":false}"#, NOW).result,
+        answer(&a, &mut s, &digest, Some(200), r#"{"active":false}"#, NOW).result,
         Err(TokenError::Inactive)
     );
     assert_eq!(
@@ -606,15 +649,22 @@ fn an_unavailable_provider_is_503_and_not_cached() {
     let a = introspecting(json!({}));
     let mut s = state();
     let (_, digest) = introspect(&a, &mut s, "opaque", NOW);
-    let done = answer(&a, &mut s, digest, Some(500), "oops", NOW);
+    let done = answer(&a, &mut s, &digest, Some(500), "oops", NOW);
     assert_eq!(done.result, Err(TokenError::IntrospectionUnavailable));
     assert_eq!(
         done.problem.as_deref(),
         Some("HTTP 500 from the introspection endpoint")
     );
-    let done = a.finish_introspection(digest, None, None, &mut s, NOW);
+    let done = a.finish_introspection(
+        digest.digest,
+        Some(&digest.authorization),
+        None,
+        None,
+        &mut s,
+        NOW,
+    );
     assert_eq!(done.result, Err(TokenError::IntrospectionUnavailable));
-    let done = answer(&a, &mut s, digest, Some(200), "{}", NOW);
+    let done = answer(&a, &mut s, &digest, Some(200), "{}", NOW);
     assert_eq!(done.result, Err(TokenError::IntrospectionUnavailable));
     introspect(&a, &mut s, "opaque", NOW);
     let d = a.denial(TokenError::IntrospectionUnavailable);
@@ -674,7 +724,7 @@ fn introspected_claims_are_checked() {
         let mut s = state();
         let (_, digest) = introspect(&a, &mut s, &format!("tok-{i}"), NOW);
         assert_eq!(
-            answer(&a, &mut s, digest, Some(200), body, NOW).result,
+            answer(&a, &mut s, &digest, Some(200), body, NOW).result,
             expected,
             "{body}"
         );
@@ -685,7 +735,7 @@ fn introspected_claims_are_checked() {
     answer(
         &a,
         &mut s,
-        digest,
+        &digest,
         Some(200),
         r#"{"active":true,"sub":"f","scope":"read"}"#,
         NOW,
