@@ -195,7 +195,7 @@ fn the_json_shape_is_checked_by_serde_with_field_paths() {
         ),
         (
             oauth2(json!({"hs256_secret": 5})),
-            "auth.hs256_secret: must be a string",
+            "auth.hs256_secret: must be a string or {\"env\": \"NAME\"}",
         ),
     ]);
     // Not a JSON object at all (the filter passes any non-empty bytes to `parse`).
@@ -576,7 +576,7 @@ fn oauth2_settings_are_validated_without_echoing_secrets() {
         ),
         (
             introspection(json!({"client_secret": 42})),
-            "auth.introspection.client_secret: must be a string",
+            "auth.introspection.client_secret: must be a string or {\"env\": \"NAME\"}",
         ),
         (
             introspection(json!({"cache_seconds": 3601})),
