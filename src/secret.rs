@@ -225,19 +225,6 @@ mod tests {
     }
 
     #[test]
-    fn the_whole_configuration_resolves_through_the_lookup_it_is_given() {
-        let doc = br#"{"primary":"v1","auth":{"mode":"basic","users":[{"env":"HTPASSWD"}]}}"#;
-        let lookup = env(&[("HTPASSWD", "bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")]);
-        let plan = crate::config::parse_with_env(doc, &lookup).unwrap();
-        assert_eq!(plan.gateways[0].auth.mode(), "basic");
-        let e = crate::config::parse_with_env(doc, &env(&[])).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "auth.users[0]: environment variable HTPASSWD is not set"
-        );
-    }
-
-    #[test]
     fn debug_shows_the_variable_not_the_value() {
         let dbg = format!(
             "{:?} {:?}",

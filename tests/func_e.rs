@@ -207,7 +207,8 @@ fn envoy_runs_through_func_e_when_it_is_installed() {
         fake.take_calls(),
         format!(
             "ENVOY_VERSION={suite}\nargs=run -c .tmp/demo.yaml --disable-hot-restart \
-             --log-level warning --component-log-level wasm:info --concurrency 1\n"
+             --log-level warning --component-log-level wasm:info --file-flush-interval-msec 1000 \
+             --concurrency 1\n"
         )
     );
 }

@@ -763,4 +763,25 @@ mod tests {
         );
         assert_eq!(v3.guard.as_ref().unwrap().min_requests, 20);
     }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn the_whole_configuration_resolves_through_the_lookup_it_is_given() {
+        let doc = br#"{"primary":"v1","auth":{"mode":"basic","users":[{"env":"HTPASSWD"}]}}"#;
+        let lookup = env_of(&[("HTPASSWD", "bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")]);
+        let plan = parse_with_env(doc, &lookup).unwrap();
+        assert_eq!(plan.gateways[0].auth.mode(), "basic");
+        let e = parse_with_env(doc, &env_of(&[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "auth.users[0]: environment variable HTPASSWD is not set"
+        );
+    }
 }
