@@ -48,7 +48,7 @@ thread_local! {
     );
     // Kept across inputs, as in a VM: the decoy budget runs out and stays out
     // (the time is fixed), so unknown users cost no bcrypt after the first 128.
-    static CACHE: RefCell<CredentialCache> = RefCell::new(CredentialCache::new(16, [7; 16]));
+    static CACHE: RefCell<CredentialCache> = RefCell::new(CredentialCache::new(16, 1 << 16, 7));
 }
 
 fn scheme(n: u8, name: &str) -> String {
@@ -119,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
             panic!("unexpected plans");
         };
         check_basic(b, text, &input);
-        let mut state = OAuth2State::new(4, 4);
+        let mut state = OAuth2State::new(4, 4, 7);
         match o.authenticate(Some(text), &mut state, 1_700_000_000) {
             Step::Introspect { call, .. } => {
                 let token = text

@@ -97,7 +97,7 @@ fn run(u: &mut Unstructured, plan: &Plan) -> Result<()> {
     };
     let body = body(u)?;
     let now = NOW + u64::from(u.int_in_range(0..=7200u32)?);
-    let mut state = OAuth2State::new(4, 4);
+    let mut state = OAuth2State::new(4, 4, 7);
     let value = "Bearer opaque-token-1";
     let Step::Introspect { digest, .. } = o.authenticate(Some(value), &mut state, now) else {
         panic!("an opaque token is introspected");

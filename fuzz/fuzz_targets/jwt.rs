@@ -271,7 +271,7 @@ fuzz_target!(|data: &[u8]| {
         let Authenticator::OAuth2(o) = &f.plan.gateways[0].auth else {
             panic!("not an oauth2 plan");
         };
-        let mut state = OAuth2State::new(4, 4);
+        let mut state = OAuth2State::new(4, 4, 7);
         let value = format!("Bearer {token}");
         match o.authenticate(Some(&value), &mut state, NOW) {
             Step::Accept { consumer, .. } => {
