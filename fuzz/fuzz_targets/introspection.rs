@@ -103,7 +103,7 @@ fn run(u: &mut Unstructured, plan: &Plan) -> Result<()> {
         panic!("an opaque token is introspected");
     };
     let usable = parse_response(status, Some(&body));
-    let done = o.finish_introspection(digest, status, Some(&body), &mut state, now);
+    let done = o.finish_introspection(digest, Some(value), status, Some(&body), &mut state, now);
     match &done.result {
         Ok(consumer) => {
             assert_eq!(status, Some(200));
