@@ -207,6 +207,30 @@ fn the_json_shape_is_checked_by_serde_with_field_paths() {
     );
 }
 
+/// A member given twice is ambiguous (JSON leaves it to the reader): refused
+/// everywhere, also inside a gateway and inside a configured key, never "last
+/// one wins".
+#[test]
+fn a_member_given_twice_is_refused_at_every_level() {
+    let cases: [(&str, &str); 3] = [
+        (r#"{"primary": "v1", "primary": "v2"}"#, "duplicate field `primary`"),
+        (
+            r#"{"gateways": [{"name": "a", "primary": "v1", "primary": "v2"}]}"#,
+            "gateways[0]: duplicate field `primary`",
+        ),
+        (
+            r#"{"primary": "v1", "auth": {"mode": "oauth2", "issuer": "https://idp.example.com",
+               "audiences": ["models"],
+               "jwks": {"keys": [{"kty": "OKP", "kty": "RSA", "crv": "Ed25519",
+                 "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}}"#,
+            "auth.jwks.keys[0]: duplicate field `kty`",
+        ),
+    ];
+    for (config, want) in cases {
+        assert_eq!(error_of(config.as_bytes()), want, "config {config}");
+    }
+}
+
 #[test]
 fn upstreams_and_percents_are_validated_naming_the_field() {
     check_table(&[

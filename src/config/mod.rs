@@ -142,7 +142,11 @@ fn within(i: usize) -> impl Fn(ConfigError) -> ConfigError {
     }
 }
 
-fn gateway_table(list: &[Value], headers: &Headers, env: Lookup<'_>) -> Result<Built, ConfigError> {
+fn gateway_table(
+    list: &[Box<serde_json::value::RawValue>],
+    headers: &Headers,
+    env: Lookup<'_>,
+) -> Result<Built, ConfigError> {
     if list.is_empty() {
         return Err(ConfigError::new(
             "gateways",
@@ -152,13 +156,12 @@ fn gateway_table(list: &[Value], headers: &Headers, env: Lookup<'_>) -> Result<B
     let mut gateways = Vec::with_capacity(list.len());
     let mut specs = Vec::with_capacity(list.len());
     let mut jwks_objects = Vec::with_capacity(list.len());
-    for (i, value) in list.iter().enumerate() {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| ConfigError::new(format!("gateways[{i}]"), e.to_string()))?;
-        let raw: RawGateway = from_json(&bytes).map_err(within(i))?;
+    for (i, text) in list.iter().enumerate() {
+        let bytes = text.get().as_bytes();
+        let raw: RawGateway = from_json(bytes).map_err(within(i))?;
         let oauth2 = match raw.auth {
             RawAuth::Oauth2(_) => {
-                Some(crate::auth::oauth2::parse_config(&bytes, env).map_err(within(i))?)
+                Some(crate::auth::oauth2::parse_config(bytes, env).map_err(within(i))?)
             }
             _ => None,
         };
@@ -169,7 +172,8 @@ fn gateway_table(list: &[Value], headers: &Headers, env: Lookup<'_>) -> Result<B
             strip_prefix: raw.strip_prefix,
         });
         gateways.push(build_gateway(raw, oauth2, headers, env).map_err(within(i))?);
-        jwks_objects.push(jwks_uri_object(value));
+        let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        jwks_objects.push(jwks_uri_object(&value));
     }
     let table = GatewayTable::compile(&specs).map_err(|e| ConfigError::new(e.path, e.message))?;
     Ok((gateways, Some(table), jwks_objects))

@@ -26,10 +26,12 @@ pub(super) struct RawConfig {
     pub(super) response_header: Option<String>,
     #[serde(default)]
     pub(super) unmatched: Option<Unmatched>,
-    /// Each gateway is read again on its own ([`RawGateway`]), so that its
-    /// errors are reported with the `gateways[i].` prefix.
+    /// Each gateway is kept as its JSON text and read again on its own
+    /// ([`RawGateway`]), so that its errors are reported with the
+    /// `gateways[i].` prefix, and a member given twice is refused there as at
+    /// the top level (a `Value` would keep the last one silently).
     #[serde(default)]
-    pub(super) gateways: Option<Vec<serde_json::Value>>,
+    pub(super) gateways: Option<Vec<Box<serde_json::value::RawValue>>>,
     // The per-gateway fields, at the top level of a configuration without `gateways`.
     #[serde(default)]
     pub(super) primary: Option<String>,
