@@ -31,7 +31,7 @@ ENVOY_BIN=$(scripts/envoy.sh)
 export ENVOY_BIN
 export BENCH_MINIMAL_WASM="${BENCH_MINIMAL_WASM:-$PWD/target/wasm32-wasip1/release/minimal_filter.wasm}"
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  log "building canary-gate (scripts/build.sh: release cdylib + wasm-opt -Oz, what users deploy)"
+  log "building canary-gate (scripts/build.sh: release cdylib + wasm-opt -O3, what users deploy)"
   built=$(scripts/build.sh)
   export BENCH_GATE_WASM="${BENCH_GATE_WASM:-$built}"
   log "building benches/minimal-filter (same profile)"

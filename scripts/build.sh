@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the filter for wasm32-wasip1 (release), shrink it with binaryen's wasm-opt, and print the
-# absolute path of the optimized .wasm on stdout (everything else goes to stderr).
+# Build the filter for wasm32-wasip1 (release: opt-level "z", fat LTO), optimise it with binaryen's
+# `wasm-opt -O3`, and print the absolute path of the optimized .wasm on stdout (everything else goes
+# to stderr). Why "z" then -O3 (smallest LLVM code, then binaryen's inlining and speed passes):
+# BENCHMARKS.md, "Build A/B". WASM_OPT_LEVEL=-Oz (or -Os) builds the smaller, slower variant.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +14,8 @@ if ! rustup target list --installed | grep -qx "$target"; then
   rustup target add "$target" >&2
 fi
 
-# wasm-opt (Debian's binaryen package) takes the module from about 690 KB to under 600 KB.
+# wasm-opt (Debian's binaryen package): -O3 takes the module from about 816 KB to 716 KB and makes
+# it faster than the unprocessed one (-Oz: 706 KB, slower).
 if ! command -v wasm-opt >/dev/null 2>&1; then
   echo "build.sh: wasm-opt is missing; installing Debian's binaryen package" >&2
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -50,9 +53,14 @@ wasm="$root/target/$target/release/optimized/canary_gate.wasm"
 mkdir -p "$(dirname "$wasm")"
 # The features are the ones rustc enables for wasm32-wasip1 (strip = true drops the
 # target_features section wasm-opt would otherwise read them from).
-wasm-opt -Oz \
+level="${WASM_OPT_LEVEL:--O3}"
+case "$level" in
+  -O3 | -Os | -Oz) ;;
+  *) echo "build.sh: WASM_OPT_LEVEL must be -O3, -Os or -Oz (got $level)" >&2; exit 2 ;;
+esac
+wasm-opt "$level" \
   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
   --strip-debug --strip-producers "$built" -o "$wasm.tmp.$$" >&2
 mv -f "$wasm.tmp.$$" "$wasm"
-echo "build.sh: $(stat -c %s "$built") bytes from cargo, $(stat -c %s "$wasm") bytes after wasm-opt -Oz" >&2
+echo "build.sh: $(stat -c %s "$built") bytes from cargo, $(stat -c %s "$wasm") bytes after wasm-opt $level" >&2
 echo "$wasm"
