@@ -268,7 +268,7 @@ fn run() -> Result<(), String> {
     );
 
     let upstream = bench.start("upstream", &upstream_bootstrap(), k.load_cpu)?;
-    if status_of(upstream.port(), &[]) != 200 {
+    if status_of(upstream.port(), "/", &[]) != 200 {
         return Err("upstream Envoy does not answer 200".into());
     }
     let proxies: BTreeMap<&str, Proxy> = selected

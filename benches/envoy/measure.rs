@@ -71,16 +71,16 @@ pub fn wrk(k: &Knobs, row: &Row, port: u16, seconds: u64, measure: bool) -> Comm
         c.arg("-H").arg(h);
     }
     c.args(&row.wrk_args);
-    c.arg(format!("http://127.0.0.1:{port}/"));
+    c.arg(format!("http://127.0.0.1:{port}{}", row.path));
     c
 }
 
-/// HTTP status of one `GET /` with these `name: value` headers; 0 if there is no answer.
-pub fn status_of(port: u16, headers: &[String]) -> u16 {
+/// HTTP status of one `GET path` with these `name: value` headers; 0 if there is no answer.
+pub fn status_of(port: u16, path: &str, headers: &[String]) -> u16 {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
         .build();
-    let mut req = agent.get(&format!("http://127.0.0.1:{port}/"));
+    let mut req = agent.get(&format!("http://127.0.0.1:{port}{path}"));
     for h in headers {
         if let Some((name, value)) = h.split_once(": ") {
             req = req.set(name, value);
@@ -341,12 +341,12 @@ impl Bench {
         };
         let port = envoy.port();
         let mut note = String::new();
-        let code = status_of(port, &row.headers);
+        let code = status_of(port, row.path, &row.headers);
         if !(200..300).contains(&code) {
             note = format!("check request got {code:03}");
         }
         if row.auth {
-            let code = status_of(port, &[]);
+            let code = status_of(port, row.path, &[]);
             if code != 401 && code != 403 {
                 add_note(
                     &mut note,

@@ -54,6 +54,8 @@ pub struct Row {
     /// `name: value`, as wrk's `-H` takes them.
     pub headers: Vec<String>,
     pub wrk_args: Vec<String>,
+    /// The request path (default `/`).
+    pub path: &'static str,
     /// The rows this one is compared with: the native equivalent, the wasm floor, and the twin
     /// that makes the same hostcalls with no logic (the gap to it is the logic's; the twin's
     /// gap to the floor is the extra hostcalls').
@@ -79,6 +81,7 @@ impl Row {
             filters: Vec::new(),
             headers: Vec::new(),
             wrk_args: Vec::new(),
+            path: "/",
             native: None,
             floor: None,
             twin: None,
@@ -93,6 +96,10 @@ impl Row {
     }
     pub fn header(mut self, h: &str) -> Row {
         self.headers.push(h.to_owned());
+        self
+    }
+    pub fn path(mut self, path: &'static str) -> Row {
+        self.path = path;
         self
     }
     pub fn native(mut self, row: &'static str) -> Row {
@@ -339,6 +346,29 @@ pub fn rows(c: &Creds) -> Vec<Row> {
             .native("native-split")
             .floor("wasm-minimal")
             .twin("wasm-hostcalls-random"),
+        // The response phase's guard bookkeeping (a window per guarded canary, in shared data),
+        // against the same split without a guard. The upstream answers 200: never a trip.
+        Row::new(
+            "gate-guard",
+            "canary-gate: random split 90/10, the canary guarded (errors and latency)",
+            Header,
+        )
+        .filter(gate(json!({"canaries": [{"name": "v2", "percent": 10, "guard": {
+            "max_error_rate": 0.5, "slow_ms": 800, "max_slow_rate": 0.5, "min_requests": 20}}]})))
+        .floor("wasm-minimal")
+        .peer("gate-random"),
+        // A table of 100 gateways (25 hosts x 4 path prefixes); the request matches one in the
+        // middle (`m17.example.com`, `/vision`), against the single gateway of gate-random.
+        Row::new(
+            "gate-gateways-100",
+            "canary-gate: 100 gateways (25 hosts x 4 prefixes), random split 90/10, no auth",
+            Header,
+        )
+        .filter(Filter::Gate(hundred_gateways()))
+        .header("Host: m17.example.com")
+        .path("/vision/predict")
+        .floor("wasm-minimal")
+        .peer("gate-random"),
         Row::new(
             "gate-header-key",
             "canary-gate: header-hash split 90/10 + access key",
@@ -396,6 +426,24 @@ pub fn rows(c: &Creds) -> Vec<Row> {
         .peer("gate-random")
         .auth(),
     ]
+}
+
+/// 25 hosts x 4 path prefixes, each gateway a random split 90/10 of its own upstreams
+/// (all named v1/v2, which the bench upstream serves).
+fn hundred_gateways() -> Value {
+    let mut gateways = Vec::new();
+    for h in 0..25 {
+        for prefix in ["/fraud", "/chat", "/vision", "/speech"] {
+            gateways.push(json!({
+                "name": format!("m{h}-{}", prefix.trim_start_matches('/')),
+                "hosts": [format!("m{h}.example.com")],
+                "path_prefix": prefix,
+                "primary": "v1",
+                "canaries": [{"name": "v2", "percent": 10}],
+            }));
+        }
+    }
+    json!({ "gateways": gateways })
 }
 
 /// `BENCH_VARIANTS`: a subset, plus the rows it is compared with and `none`, in table order.

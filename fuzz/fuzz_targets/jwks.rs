@@ -46,7 +46,10 @@ fn mutate(u: &mut Unstructured, key: &mut Map<String, Value>) -> Result<()> {
             2 => {
                 // Cut or extend a base64url member (key material of the wrong size).
                 if let Some(Value::String(s)) = key.get_mut(&member) {
-                    let at = usize::from(u.arbitrary::<u16>()?) % (s.len() + 1);
+                    let mut at = usize::from(u.arbitrary::<u16>()?) % (s.len() + 1);
+                    while !s.is_char_boundary(at) {
+                        at -= 1;
+                    }
                     s.truncate(at);
                     s.push_str(&string(u, &["A", "AQAB", "_-", "=="])?);
                 }
