@@ -357,6 +357,20 @@ pub fn rows(c: &Creds) -> Vec<Row> {
             "max_error_rate": 0.5, "slow_ms": 800, "max_slow_rate": 0.5, "min_requests": 20}}]})))
         .floor("wasm-minimal")
         .peer("gate-random"),
+        // One gateway in a `gateways` table: the same host calls as the 100-gateway row (the
+        // request's `:authority` and `:path` are read), one host and one prefix to match.
+        Row::new(
+            "gate-gateways-1",
+            "canary-gate: 1 gateway in a gateways table (a host and a prefix), random split 90/10",
+            Header,
+        )
+        .filter(Filter::Gate(json!({"gateways": [{"name": "m17-vision",
+            "hosts": ["m17.example.com"], "path_prefix": "/vision", "primary": "v1",
+            "canaries": [{"name": "v2", "percent": 10}]}]})))
+        .header("Host: m17.example.com")
+        .path("/vision/predict")
+        .floor("wasm-minimal")
+        .peer("gate-random"),
         // A table of 100 gateways (25 hosts x 4 path prefixes); the request matches one in the
         // middle (`m17.example.com`, `/vision`), against the single gateway of gate-random.
         Row::new(

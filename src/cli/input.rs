@@ -18,10 +18,7 @@ use crate::validate::ConfigError;
 pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const STRING_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.StringValue";
 
-/// What the filter logs when it gets no configuration (an empty
-/// `StringValue`, or none): `on_configure` refuses it before `config::parse`.
-pub const EMPTY_CONFIGURATION: &str =
-    "the plugin configuration is empty; it must be a JSON object with at least \"primary\"";
+pub use crate::config::EMPTY_CONFIGURATION;
 
 /// What kind of file held the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,12 @@ use crate::validate::{
 use canary::RawGuard;
 use raw::{RawAuth, RawCanary, RawConfig, RawGateway, RawSplit, SplitBy};
 
+/// What the filter says when it gets no configuration (an empty
+/// `StringValue`, or none): `on_configure` refuses it before [`parse`], and the
+/// CLI says the same.
+pub const EMPTY_CONFIGURATION: &str =
+    "the plugin configuration is empty; it must be a JSON object with at least \"primary\"";
+
 /// Parses and validates the plugin configuration into an immutable plan.
 /// Secrets given as `{"env": "NAME"}` are read from the process environment
 /// (inside Envoy, the VM's: `vm_config.environment_variables`).

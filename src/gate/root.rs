@@ -52,7 +52,10 @@ impl Root {
         let bytes = match host.plugin_configuration() {
             Some(b) if !b.is_empty() => b,
             _ => {
-                host.log_critical("canary-gate: invalid configuration: the plugin configuration is empty; it must be a JSON object with at least \"primary\"");
+                host.log_critical(&format!(
+                    "canary-gate: invalid configuration: {}",
+                    crate::config::EMPTY_CONFIGURATION
+                ));
                 return false;
             }
         };
