@@ -289,6 +289,16 @@ mod tests {
         // A non-UTF-8 name never matches a configured (UTF-8) one, and does not stop the search.
         let raw = vec![b"\xffuid=1; uid=2".to_vec()];
         assert_eq!(cookie_value(&raw, "uid").as_deref(), Some(&b"2"[..]));
+        // Whitespace is trimmed outside the quotes, never inside them (as since
+        // the first release: `v.trim().trim_matches('"')`); found by the fuzzer.
+        assert_eq!(
+            cookie_value(&h("k=\"\n*\" "), "k").as_deref(),
+            Some(&b"\n*"[..])
+        );
+        assert_eq!(
+            cookie_value(&h("k=\" a \""), "k").as_deref(),
+            Some(&b" a "[..])
+        );
     }
 
     /// The byte-level cookie parser gives what the `str` parser before gave.

@@ -84,7 +84,11 @@ fn check_parsers(path: &[u8], name: &str, cookies: &[Vec<u8>]) {
         assert!(new_path.len() < path.len());
     }
     if let Some(v) = cookie_value(cookies, name) {
-        assert_eq!(trim(&v), &v[..]);
+        // Trimmed outside the quotes; whitespace inside them is kept (`k=" a "`
+        // is ` a `), so only an unquoted value is trimmed whole.
+        if !cookies.iter().any(|c| c.contains(&b'"')) {
+            assert_eq!(trim(&v), &v[..]);
+        }
         assert!(!v.starts_with(b"\"") && !v.ends_with(b"\""));
         assert!(!v.contains(&b';'));
     }
