@@ -213,7 +213,10 @@ fn the_json_shape_is_checked_by_serde_with_field_paths() {
 #[test]
 fn a_member_given_twice_is_refused_at_every_level() {
     let cases: [(&str, &str); 3] = [
-        (r#"{"primary": "v1", "primary": "v2"}"#, "duplicate field `primary`"),
+        (
+            r#"{"primary": "v1", "primary": "v2"}"#,
+            "duplicate field `primary`",
+        ),
         (
             r#"{"gateways": [{"name": "a", "primary": "v1", "primary": "v2"}]}"#,
             "gateways[0]: duplicate field `primary`",

@@ -114,7 +114,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     PLANS.with(|(basic, oauth2)| {
-        let (Authenticator::Basic(b), Authenticator::OAuth2(o)) = (&basic.gateways[0].auth, &oauth2.gateways[0].auth)
+        let (Authenticator::Basic(b), Authenticator::OAuth2(o)) =
+            (&basic.gateways[0].auth, &oauth2.gateways[0].auth)
         else {
             panic!("unexpected plans");
         };

@@ -17,21 +17,55 @@ use libfuzzer_sys::fuzz_target;
 
 /// Host patterns, canonical (lowercase, no trailing dot), plus some invalid ones.
 const PATTERNS: &[&str] = &[
-    "a.example.com", "b.example.com", "example.com", "*.example.com", "*.a.example.com", "*",
-    "x.y", "*.y", "10.0.0.1", "[::1]", "*.", "a..b", "A.Example.com", "*.*.y", "",
+    "a.example.com",
+    "b.example.com",
+    "example.com",
+    "*.example.com",
+    "*.a.example.com",
+    "*",
+    "x.y",
+    "*.y",
+    "10.0.0.1",
+    "[::1]",
+    "*.",
+    "a..b",
+    "A.Example.com",
+    "*.*.y",
+    "",
 ];
 /// Request host names: the reference understands these.
 const HOSTS: &[&str] = &[
-    "a.example.com", "b.example.com", "example.com", "z.a.example.com", "q.z.a.example.com",
-    "c.example.com", "x.y", "q.x.y", "y", "other.org", "com", "10.0.0.1",
+    "a.example.com",
+    "b.example.com",
+    "example.com",
+    "z.a.example.com",
+    "q.z.a.example.com",
+    "c.example.com",
+    "x.y",
+    "q.x.y",
+    "y",
+    "other.org",
+    "com",
+    "10.0.0.1",
 ];
 const PREFIXES: &[&str] = &[
-    "/", "/a", "/a/b", "/fraud", "/fraud/v2", "/chat", "/a/", "a", "/a/../b", "/%66raud", "/a b",
-    "/a//b", "/A",
+    "/",
+    "/a",
+    "/a/b",
+    "/fraud",
+    "/fraud/v2",
+    "/chat",
+    "/a/",
+    "a",
+    "/a/../b",
+    "/%66raud",
+    "/a b",
+    "/a//b",
+    "/A",
 ];
 const SEGMENTS: &[&str] = &[
-    "a", "b", "fraud", "v2", "chat", "..", ".", "", "%2e", "%2E%2e", "%66raud", "x;y", "%2F",
-    "A", "%20", "~", "%7e",
+    "a", "b", "fraud", "v2", "chat", "..", ".", "", "%2e", "%2E%2e", "%66raud", "x;y", "%2F", "A",
+    "%20", "~", "%7e",
 ];
 
 #[derive(Debug)]
@@ -55,7 +89,11 @@ fn input(u: &mut Unstructured) -> Result<Input> {
             hosts.push(pick(u, PATTERNS)?.to_string());
         }
         specs.push(GatewaySpec {
-            name: if u.ratio(1, 32)? { "Bad_Name".into() } else { format!("g{i}") },
+            name: if u.ratio(1, 32)? {
+                "Bad_Name".into()
+            } else {
+                format!("g{i}")
+            },
             hosts,
             path_prefix: pick(u, PREFIXES)?.to_string(),
             strip_prefix: u.arbitrary()?,
@@ -96,7 +134,12 @@ fn input(u: &mut Unstructured) -> Result<Input> {
         }
         p
     };
-    Ok(Input { specs, authority, simple_host, path })
+    Ok(Input {
+        specs,
+        authority,
+        simple_host,
+        path,
+    })
 }
 
 /// The request host as the reference sees it: lowercase, no port, no trailing dot.
@@ -158,11 +201,21 @@ fn check(input: &Input) {
     };
     let path = normalized.path();
     assert!(path.starts_with(b"/"));
-    for segment in path.split(|&b| b == b'/').skip(1).collect::<Vec<_>>().iter().rev().skip(1) {
+    for segment in path
+        .split(|&b| b == b'/')
+        .skip(1)
+        .collect::<Vec<_>>()
+        .iter()
+        .rev()
+        .skip(1)
+    {
         assert!(!segment.is_empty(), "empty segment in {path:?}");
     }
     for segment in path.split(|&b| b == b'/') {
-        assert!(segment != b"." && segment != b"..", "dot segment in {path:?}");
+        assert!(
+            segment != b"." && segment != b"..",
+            "dot segment in {path:?}"
+        );
     }
     let again = normalize(path).map(|n| n.path().to_vec());
     assert_eq!(again.as_deref(), Ok(path), "normalizing twice");
@@ -181,13 +234,23 @@ fn check(input: &Input) {
         .enumerate()
         .filter(|(_, s)| s.hosts.iter().any(|h| h.to_ascii_lowercase() == pattern))
         .filter(|(_, s)| prefix_matches(path, &s.path_prefix))
-        .max_by_key(|(_, s)| if s.path_prefix == "/" { 0 } else { s.path_prefix.len() });
+        .max_by_key(|(_, s)| {
+            if s.path_prefix == "/" {
+                0
+            } else {
+                s.path_prefix.len()
+            }
+        });
     match (best, got) {
         (None, Match::Unmatched) => {}
         (Some((i, spec)), Match::Gateway { index, strip }) => {
             assert_eq!(index, i, "host {host:?} pattern {pattern:?} path {path:?}");
             if spec.strip_prefix {
-                let cut = if spec.path_prefix == "/" { 0 } else { spec.path_prefix.len() };
+                let cut = if spec.path_prefix == "/" {
+                    0
+                } else {
+                    spec.path_prefix.len()
+                };
                 let mut want = path.get(cut..).unwrap_or_default().to_vec();
                 if want.is_empty() {
                     want.push(b'/');

@@ -129,7 +129,10 @@ fuzz_target!(|data: &[u8]| {
             let mut state = State::new(1, 4, 1);
             match plan.decide(&req, &mut state, 0) {
                 Outcome::Forward(d) => {
-                    assert!(plan.gateways[0].upstreams.iter().any(|u| u == d.upstream_name));
+                    assert!(plan.gateways[0]
+                        .upstreams
+                        .iter()
+                        .any(|u| u == d.upstream_name));
                     if let Some(p) = &d.new_path {
                         assert_eq!(query_param(p, "api_key"), None);
                     }
