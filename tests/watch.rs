@@ -110,30 +110,6 @@ impl Drop for Upstream {
     }
 }
 
-/// The plugin configuration as an ECDS resource (as istiod delivers it), so a test can push
-/// a new one to the running Envoy.
-fn ecds(config: &Value, version: u32) -> Value {
-    json!({
-        "version_info": version.to_string(),
-        "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": "canary-gate",
-            "typed_config": {
-                "@type": WASM_TYPE,
-                "config": {
-                    "name": "canary-gate",
-                    "root_id": "canary-gate",
-                    "vm_config": {"vm_id": "canary-gate", "runtime": "envoy.wasm.runtime.v8",
-                                  "code": {"local": {"filename": common::wasm_path().to_string_lossy()}}},
-                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                      "value": config.to_string()},
-                    "failure_policy": "FAIL_CLOSED"
-                }
-            }
-        }]
-    })
-}
-
 struct Gate {
     envoy: Envoy,
     ecds_dir: TempDir,
@@ -145,7 +121,11 @@ impl Gate {
     fn start(config: &Value, upstreams: Vec<Upstream>, workers: u32) -> Gate {
         let ecds_dir = TempDir::new("watch-ecds");
         let path = ecds_dir.0.join("extension_config.json");
-        std::fs::write(&path, ecds(config, 1).to_string()).unwrap();
+        std::fs::write(
+            &path,
+            bootstrap::ecds(&common::wasm_path(), config, 1).to_string(),
+        )
+        .unwrap();
         let mut clusters: Vec<Value> = upstreams
             .iter()
             .map(|u| bootstrap::static_cluster(&u.name, u.port))
@@ -191,7 +171,11 @@ impl Gate {
         self.version += 1;
         let dir: &Path = &self.ecds_dir.0;
         let tmp = dir.join("extension_config.json.tmp");
-        std::fs::write(&tmp, ecds(config, self.version).to_string()).unwrap();
+        std::fs::write(
+            &tmp,
+            bootstrap::ecds(&common::wasm_path(), config, u64::from(self.version)).to_string(),
+        )
+        .unwrap();
         std::fs::rename(&tmp, dir.join("extension_config.json")).unwrap();
         let want = u64::from(self.version);
         assert!(

@@ -184,29 +184,6 @@ fn percents_of(n: u64) -> [u32; 3] {
     ]
 }
 
-/// The plugin configuration as an ECDS resource (as istiod delivers it); see tests/watch.rs.
-fn ecds(wasm: &Path, config: &Value, version: u64) -> Value {
-    json!({
-        "version_info": version.to_string(),
-        "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": "canary-gate",
-            "typed_config": {
-                "@type": WASM_TYPE,
-                "config": {
-                    "name": "canary-gate",
-                    "root_id": "canary-gate",
-                    "vm_config": {"vm_id": "canary-gate", "runtime": "envoy.wasm.runtime.v8",
-                                  "code": {"local": {"filename": wasm.to_string_lossy()}}},
-                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                      "value": config.to_string()},
-                    "failure_policy": "FAIL_CLOSED"
-                }
-            }
-        }]
-    })
-}
-
 fn write_atomic(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
@@ -559,7 +536,7 @@ fn soak(seconds: u64) -> Result<(), String> {
     let mut last_valid = percents_of(0);
     write_atomic(
         &ecds_file,
-        &ecds(&wasm, &plugin_config(last_valid, false), version).to_string(),
+        &bootstrap::ecds(&wasm, &plugin_config(last_valid, false), version).to_string(),
     );
     let boot = proxy_bootstrap(&ecds_file, upstream.port(), idp.port);
     let proxy = Envoy::builder(&boot).start();
@@ -633,7 +610,10 @@ fn soak(seconds: u64) -> Result<(), String> {
             percents_of(tick)
         };
         let cfg = plugin_config(percents, invalid);
-        write_atomic(&ecds_file, &ecds(&wasm, &cfg, version).to_string());
+        write_atomic(
+            &ecds_file,
+            &bootstrap::ecds(&wasm, &cfg, version).to_string(),
+        );
         if invalid {
             invalid_pushes += 1;
             distinct_invalid.insert(cfg.to_string());
@@ -807,7 +787,7 @@ fn soak(seconds: u64) -> Result<(), String> {
     version += 1;
     write_atomic(
         &ecds_file,
-        &ecds(&wasm, &plugin_config(last_valid, false), version).to_string(),
+        &bootstrap::ecds(&wasm, &plugin_config(last_valid, false), version).to_string(),
     );
     let restarted = Envoy::builder(&boot).start();
     let after = users_versions(&restarted, &c);

@@ -4,7 +4,7 @@
 //! driver (`benches/envoy/`) includes this file too.
 #![allow(dead_code)] // each test crate and the benchmark use a different part
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -251,4 +251,28 @@ impl From<Gateway> for Bootstrap {
     fn from(g: Gateway) -> Self {
         Bootstrap::from(&g)
     }
+}
+
+/// The plugin configuration as an ECDS resource (a `TypedExtensionConfig`, as istiod delivers it),
+/// for a test or the soak to push to a running Envoy through a file.
+pub fn ecds(wasm: &Path, config: &Value, version: u64) -> Value {
+    json!({
+        "version_info": version.to_string(),
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": "canary-gate",
+            "typed_config": {
+                "@type": WASM_TYPE,
+                "config": {
+                    "name": "canary-gate",
+                    "root_id": "canary-gate",
+                    "vm_config": {"vm_id": "canary-gate", "runtime": "envoy.wasm.runtime.v8",
+                                  "code": {"local": {"filename": wasm.to_string_lossy()}}},
+                    "configuration": {"@type": STRING_VALUE_TYPE,
+                                      "value": config.to_string()},
+                    "failure_policy": "FAIL_CLOSED"
+                }
+            }
+        }]
+    })
 }
