@@ -22,7 +22,7 @@ use crate::auth::{
 use crate::config::{Gateway, Plan, Unmatched};
 use crate::gateway::Match;
 use crate::reply::Denial;
-use crate::request::{cookie_value, query_param, single_header, take_query_param, Request};
+use crate::request::{cookie_value, query_param, take_query_param, Request};
 use crate::split::{How, KeySource, SplitPlan, TOTAL_BUCKETS};
 
 /// Mutable per-VM state the decision needs: the random source, and per
@@ -91,13 +91,24 @@ pub struct Decision<'p> {
     pub consumer: Option<Cow<'p, str>>,
     pub how: How,
     pub bucket: Option<u32>,
-    /// Request headers to remove before forwarding (credentials, select header).
-    pub remove_headers: Vec<&'p str>,
+    /// The credential header to remove before forwarding (see
+    /// [`Decision::remove_headers`]).
+    pub remove_credential: Option<&'p str>,
+    /// The select header to remove before forwarding (it was sent).
+    pub remove_select: Option<&'p str>,
     /// The new `:path`: the gateway's prefix stripped, or a credential
     /// removed from the query string.
     pub new_path: Option<Vec<u8>>,
     /// The OAuth2 verdict came from the token cache.
     pub cached: bool,
+}
+
+impl<'p> Decision<'p> {
+    /// The request headers to remove before forwarding: the credential, and
+    /// the select header when it was sent.
+    pub fn remove_headers(&self) -> impl Iterator<Item = &'p str> {
+        self.remove_credential.into_iter().chain(self.remove_select)
+    }
 }
 
 /// What the identity provider must be asked before the request can be decided.
@@ -159,7 +170,7 @@ impl<'p> Outcome<'p> {
 /// Identity and credential clean-up gathered by authentication.
 struct Authenticated<'p> {
     consumer: Option<Cow<'p, str>>,
-    remove_headers: Vec<&'p str>,
+    remove_credential: Option<&'p str>,
     new_path: Option<Vec<u8>>,
     /// `:path` as it will be forwarded, when it was already read.
     path: Option<Vec<u8>>,
@@ -170,7 +181,7 @@ impl<'p> Authenticated<'p> {
     fn anonymous() -> Self {
         Self {
             consumer: None,
-            remove_headers: Vec::new(),
+            remove_credential: None,
             new_path: None,
             path: None,
             cached: false,
@@ -235,6 +246,9 @@ impl Plan {
     /// The gateway of the request and, with `strip_prefix`, the `:path` to
     /// forward. A configuration without `gateways` has one gateway for every
     /// request, and nothing depends on the path there.
+    // The `Err` is the request's outcome, made once per request: boxing it
+    // would cost an allocation to save a copy.
+    #[allow(clippy::result_large_err)]
     fn find_gateway<R: Request + ?Sized>(
         &self,
         req: &R,
@@ -304,7 +318,7 @@ impl Plan {
                 let mut auth = Authenticated::anonymous();
                 auth.consumer = Some(Cow::Owned(consumer));
                 if !o.keep_token() {
-                    auth.remove_headers.push("authorization");
+                    auth.remove_credential = Some("authorization");
                 }
                 let split = gw_state.split.as_ref().unwrap_or(&gw.split);
                 Outcome::Forward(route(gateway, gw, split, req, auth, &mut state.rng))
@@ -387,6 +401,9 @@ impl Plan {
 
 /// Authenticates the request with its gateway's mode; `Err` is the outcome
 /// when it is refused or must wait.
+// The `Err` is the request's outcome, made once per request: boxing it
+// would cost an allocation to save a copy.
+#[allow(clippy::result_large_err)]
 fn authenticate<'p, R: Request + ?Sized>(
     g: &mut InGateway<'p, '_>,
     req: &R,
@@ -413,11 +430,13 @@ fn basic_auth<'p, R: Request + ?Sized>(
     auth: &mut Authenticated<'p>,
     now: u64,
 ) -> Result<(), AuthError> {
-    let value = single_header(req, "authorization").map_err(|_| AuthError::Malformed)?;
+    let value = req
+        .single_header("authorization")
+        .map_err(|_| AuthError::Malformed)?;
     let value = credential_text(value.as_deref()).map_err(|_| AuthError::Malformed)?;
     let user = basic.verify(value, cache, now)?;
     auth.consumer = Some(Cow::Borrowed(user));
-    auth.remove_headers.push("authorization");
+    auth.remove_credential = Some("authorization");
     Ok(())
 }
 
@@ -427,7 +446,9 @@ fn access_key_auth<'p, R: Request + ?Sized>(
     cache: &mut KeyCache,
     auth: &mut Authenticated<'p>,
 ) -> Result<(), AuthError> {
-    let raw_header = single_header(req, ak.header()).map_err(|_| AuthError::Malformed)?;
+    let raw_header = req
+        .single_header(ak.header())
+        .map_err(|_| AuthError::Malformed)?;
     let header_sent = raw_header.is_some();
     let from_header = raw_header.filter(|v| !v.is_empty());
     let mut from_query = None;
@@ -451,11 +472,14 @@ fn access_key_auth<'p, R: Request + ?Sized>(
     let consumer = ak.verify(presented, cache)?;
     auth.consumer = Some(Cow::Borrowed(consumer));
     if header_sent {
-        auth.remove_headers.push(ak.header());
+        auth.remove_credential = Some(ak.header());
     }
     Ok(())
 }
 
+// The `Err` is the request's outcome, made once per request: boxing it
+// would cost an allocation to save a copy.
+#[allow(clippy::result_large_err)]
 fn oauth2_auth<'p, R: Request + ?Sized>(
     gateway: usize,
     o: &'p OAuth2Auth,
@@ -464,17 +488,15 @@ fn oauth2_auth<'p, R: Request + ?Sized>(
     auth: &mut Authenticated<'p>,
     now: u64,
 ) -> Result<(), Outcome<'p>> {
-    let malformed = || Outcome::refuse(gateway, o.denial(TokenError::Malformed));
-    let value = single_header(req, "authorization").map_err(|_| malformed())?;
-    let Ok(value) = credential_text(value.as_deref()) else {
-        return Err(malformed());
-    };
-    match o.authenticate(value, state, now) {
+    let value = req
+        .single_header("authorization")
+        .map_err(|_| Outcome::refuse(gateway, o.denial(TokenError::Malformed)))?;
+    match o.authenticate_raw(value.as_deref(), state, now) {
         Step::Accept { consumer, cached } => {
             auth.consumer = Some(Cow::Owned(consumer));
             auth.cached = cached;
             if !o.keep_token() {
-                auth.remove_headers.push("authorization");
+                auth.remove_credential = Some("authorization");
             }
             Ok(())
         }
@@ -499,7 +521,7 @@ fn route<'p, R: Request + ?Sized>(
 ) -> Decision<'p> {
     let Authenticated {
         consumer,
-        mut remove_headers,
+        remove_credential,
         new_path,
         mut path,
         cached,
@@ -511,7 +533,8 @@ fn route<'p, R: Request + ?Sized>(
         consumer,
         how: How::Selected,
         bucket: None,
-        remove_headers: Vec::new(),
+        remove_credential,
+        remove_select: None,
         new_path,
         cached,
     };
@@ -519,9 +542,9 @@ fn route<'p, R: Request + ?Sized>(
     // The select header picks only among this gateway's own upstreams.
     if let Some(select) = gateway.select_header.as_deref() {
         // Sent twice, it is ambiguous: ignored (and removed) like an unknown name.
-        let selected = single_header(req, select);
+        let selected = req.single_header(select);
         if !matches!(selected, Ok(None)) {
-            remove_headers.push(select);
+            decision.remove_select = Some(select);
         }
         if let Ok(Some(wanted)) = selected {
             // Bytes against names: a value that is not exactly a configured
@@ -533,7 +556,6 @@ fn route<'p, R: Request + ?Sized>(
             {
                 decision.upstream = i;
                 decision.upstream_name = gateway.upstream_name(i);
-                decision.remove_headers = remove_headers;
                 return decision;
             }
         }
@@ -562,7 +584,6 @@ fn route<'p, R: Request + ?Sized>(
     decision.upstream_name = gateway.upstream_name(choice.upstream);
     decision.how = choice.how;
     decision.bucket = choice.bucket;
-    decision.remove_headers = remove_headers;
     decision
 }
 
@@ -782,7 +803,7 @@ mod tests {
             .forwarded()
             .unwrap();
         assert_eq!((d.upstream_name, d.how), ("v2", How::Selected));
-        assert_eq!(d.remove_headers, vec!["x-select"]);
+        assert_eq!(d.remove_headers().collect::<Vec<_>>(), ["x-select"]);
         let d = p
             .decide(&Req::new(&[("x-select", "v9")]), &mut state(), 0)
             .forwarded()
@@ -809,7 +830,7 @@ mod tests {
             .forwarded()
             .unwrap();
         assert_eq!(d.consumer.as_deref(), Some("alice"));
-        assert_eq!(d.remove_headers, vec!["x-api-key"]);
+        assert_eq!(d.remove_headers().collect::<Vec<_>>(), ["x-api-key"]);
         assert_eq!(d.new_path, None);
 
         let d = p
@@ -885,7 +906,7 @@ mod tests {
             .forwarded()
             .unwrap();
         assert_eq!(d.consumer.as_deref(), Some("alice"));
-        assert_eq!(d.remove_headers, vec!["authorization"]); // x-select was not sent
+        assert_eq!(d.remove_headers().collect::<Vec<_>>(), ["authorization"]); // x-select was not sent
         assert_eq!(d.bucket, Some(bucket_of("alice", 0)));
         assert_eq!(d.upstream, expected("alice", 0, &[5000]));
         assert!(!d.cached);
@@ -900,7 +921,10 @@ mod tests {
             .decide(&Req::new(&[("authorization", &bearer)]), &mut state(), NOW)
             .forwarded()
             .unwrap();
-        assert!(d.remove_headers.is_empty(), "keep_token: nothing to remove");
+        assert!(
+            d.remove_headers().next().is_none(),
+            "keep_token: nothing to remove"
+        );
 
         let e = p
             .decide(&Req::new(&[]), &mut state(), NOW)
@@ -944,7 +968,7 @@ mod tests {
             p.after_introspection(0, &req, &mut s, NOW, digest, Some(200), Some(body));
         let d = outcome.forwarded().unwrap();
         assert_eq!((d.consumer.as_deref(), problem), (Some("dave"), None));
-        assert_eq!(d.remove_headers, vec!["authorization"]);
+        assert_eq!(d.remove_headers().collect::<Vec<_>>(), ["authorization"]);
         let (outcome, problem) = p.after_introspection(0, &req, &mut s, NOW, digest, None, None);
         let refused = outcome.refused().unwrap();
         assert_eq!(refused, p.introspection_unavailable(0));
@@ -1077,7 +1101,7 @@ mod tests {
             .forwarded()
             .unwrap();
         assert_eq!((d.upstream_name, d.how), ("v1", How::Random));
-        assert_eq!(d.remove_headers, vec!["x-select"]);
+        assert_eq!(d.remove_headers().collect::<Vec<_>>(), ["x-select"]);
     }
 
     fn gateways_plan() -> Plan {
@@ -1178,8 +1202,8 @@ mod tests {
             )
             .forwarded()
             .unwrap();
-        assert_eq!((d.gateway, d.consumer), (1, None));
-        assert!(d.remove_headers.is_empty());
+        assert_eq!((d.gateway, d.consumer.as_deref()), (1, None));
+        assert!(d.remove_headers().next().is_none());
         // fraud wants its key.
         let Outcome::Refuse { gateway, denial } =
             p.decide(&at("models.example.com", "/fraud", &[]), &mut s, 0)
@@ -1209,7 +1233,7 @@ mod tests {
             ("chat-v3", How::Random),
             "another gateway's upstream is ignored"
         );
-        assert_eq!(d.remove_headers, vec!["x-select"]);
+        assert_eq!(d.remove_headers().collect::<Vec<_>>(), ["x-select"]);
         let d = p
             .decide(
                 &at("chat.example.com", "/", &[("x-select", "chat-v4")]),

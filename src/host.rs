@@ -53,8 +53,10 @@ pub trait Host {
 
     /// The first value of a request header, as raw bytes.
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
-    /// Every request header, names and values as raw bytes.
-    fn request_headers(&self) -> Vec<(Vec<u8>, Vec<u8>)>;
+    /// Every request header in one read: the map serialized as the ABI
+    /// carries it (`crate::wire`; read with [`crate::wire::values`]), empty
+    /// when the host has none or the read fails.
+    fn request_header_map(&self) -> Vec<u8>;
     /// Replaces a request header, or removes it when `value` is `None`.
     fn set_request_header(&self, name: &str, value: Option<&[u8]>) -> Result<(), HostError>;
     fn set_response_header(&self, name: &str, value: &[u8]) -> Result<(), HostError>;

@@ -48,9 +48,9 @@ pub mod split;
 pub mod streak;
 pub mod validate;
 pub mod watch;
-// The ABI's map encoding: used by the wasm adapter, tested natively.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-mod wire;
+// The ABI's map encoding: used by the wasm adapter and the glue, tested
+// natively (the decision benchmark reads headers through it as the filter does).
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

@@ -25,25 +25,40 @@ pub trait Request {
     fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
         self.header(name).into_iter().collect()
     }
+
+    /// The one value of credential header `name`; two or more copies are
+    /// [`Ambiguous`]. The same answer as [`Request::header_values`] gives; a
+    /// reader that can count the copies without collecting them should.
+    fn single_header(&self, name: &str) -> Result<Option<Vec<u8>>, Ambiguous> {
+        let mut values = self.header_values(name).into_iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(Ambiguous);
+        }
+        Ok(first)
+    }
+}
+
+/// The one value of header `name` in a serialized header map (one host read
+/// of the whole map, as the filter reads credentials: Envoy's single-value
+/// read gives only the first copy), moved to the front of the map's own
+/// buffer rather than copied out.
+pub fn single_in_map(mut map: Vec<u8>, name: &str) -> Result<Option<Vec<u8>>, Ambiguous> {
+    match crate::wire::count_values(&map, name) {
+        (0 | 1, Some(range)) => {
+            map.truncate(range.end);
+            map.drain(..range.start);
+            Ok(Some(map))
+        }
+        (0 | 1, None) => Ok(None),
+        _ => Err(Ambiguous),
+    }
 }
 
 /// A credential header sent more than once: which copy is meant is not the
 /// filter's to guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ambiguous;
-
-/// The one value of a credential header; two or more copies are [`Ambiguous`].
-pub fn single_header<R: Request + ?Sized>(
-    req: &R,
-    name: &str,
-) -> Result<Option<Vec<u8>>, Ambiguous> {
-    let mut values = req.header_values(name).into_iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(Ambiguous);
-    }
-    Ok(first)
-}
 
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space,
 /// then percent-decoding (a malformed `%` sequence stays as it is). The same

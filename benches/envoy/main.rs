@@ -27,7 +27,7 @@
 //! BENCH_VARIANTS="none gate-random ..."   subset (their references are added)
 //! BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1       cores for the proxy / wrk+upstream
 //! BENCH_WASM_RUNTIME=v8                   envoy.wasm.runtime.<this>
-//! BENCH_OUT=bench/results-<date>.md       where the markdown goes
+//! BENCH_OUT=bench/results-<date>-<HHMM>.md where the markdown goes (UTC start time)
 //! ENVOY_BIN=/path/to/envoy                the Envoy to run (scripts/bench.sh sets it)
 //! BENCH_GATE_WASM=path/to/canary_gate.wasm measure another build (e.g. opt-level 3)
 //! BENCH_BUILDS="z=a.wasm o3=b.wasm"     every canary-gate row once per build (row@label), interleaved
@@ -200,7 +200,10 @@ fn run() -> Result<(), String> {
     }
     let out = match std::env::var("BENCH_OUT") {
         Ok(o) if !o.is_empty() => PathBuf::from(o),
-        _ => root.join(format!("bench/results-{}.md", sh("date", &["+%F"]))),
+        _ => root.join(format!(
+            "bench/results-{}.md",
+            sh("date", &["-u", "+%F-%H%M"])
+        )),
     };
     let wasm = Wasm {
         gate: std::env::var_os("BENCH_GATE_WASM").map_or_else(

@@ -292,6 +292,22 @@ pub fn rows(c: &Creds) -> Vec<Row> {
             "set x-canary-upstream v1",
         ]))))
         .floor("wasm-minimal"),
+        // gate-gateways-1's twin: gate-random's calls plus the two reads that find the gateway,
+        // on the gateway rows' request.
+        Row::new(
+            "wasm-hostcalls-gateways",
+            "minimal wasm filter replaying gate-gateways-1's 15 hostcalls, no logic",
+            Header,
+        )
+        .filter(Filter::WasmMinimal(Some(twin(&[
+            "get :authority",
+            "get :path",
+            "remove x-canary-consumer",
+            "set x-canary-upstream v1",
+        ]))))
+        .header("Host: m17.example.com")
+        .path("/vision/predict")
+        .floor("wasm-minimal"),
         Row::new(
             "wasm-hostcalls-key",
             "minimal wasm filter replaying gate-header-key's 18 hostcalls, no logic",
@@ -357,6 +373,19 @@ pub fn rows(c: &Creds) -> Vec<Row> {
             "max_error_rate": 0.5, "slow_ms": 800, "max_slow_rate": 0.5, "min_requests": 20}}]})))
         .floor("wasm-minimal")
         .peer("gate-random"),
+        // The control for the gateway rows: gate-random's configuration (no `gateways`) on the
+        // gateway rows' request (`Host` and path), so that a difference between the gateway rows
+        // and this one is the filter's and not Envoy's handling of another request.
+        Row::new(
+            "gate-random-m17",
+            "canary-gate: random split 90/10, no gateways, the gateway rows' request (m17.example.com /vision/predict)",
+            Header,
+        )
+        .filter(gate(json!({})))
+        .header("Host: m17.example.com")
+        .path("/vision/predict")
+        .floor("wasm-minimal")
+        .peer("gate-random"),
         // One gateway in a `gateways` table: the same host calls as the 100-gateway row (the
         // request's `:authority` and `:path` are read), one host and one prefix to match.
         Row::new(
@@ -370,7 +399,8 @@ pub fn rows(c: &Creds) -> Vec<Row> {
         .header("Host: m17.example.com")
         .path("/vision/predict")
         .floor("wasm-minimal")
-        .peer("gate-random"),
+        .twin("wasm-hostcalls-gateways")
+        .peer("gate-random-m17"),
         // A table of 100 gateways (25 hosts x 4 path prefixes); the request matches one in the
         // middle (`m17.example.com`, `/vision`), against the single gateway of gate-random.
         Row::new(
@@ -382,7 +412,8 @@ pub fn rows(c: &Creds) -> Vec<Row> {
         .header("Host: m17.example.com")
         .path("/vision/predict")
         .floor("wasm-minimal")
-        .peer("gate-random"),
+        .twin("wasm-hostcalls-gateways")
+        .peer("gate-random-m17"),
         Row::new(
             "gate-header-key",
             "canary-gate: header-hash split 90/10 + access key",

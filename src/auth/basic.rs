@@ -133,7 +133,9 @@ impl RawBasic {
 #[derive(Debug)]
 pub struct BasicAuth {
     realm: String,
-    users: HashMap<String, User>,
+    users: Vec<User>,
+    /// Index into `users` by name.
+    by_name: HashMap<String, usize>,
     /// What an unknown user is checked against: a bcrypt hash of the most
     /// common configured cost, or `None` when no user has a bcrypt hash.
     decoy: Option<Decoy>,
@@ -191,7 +193,8 @@ impl BasicAuth {
                 "must list at least one user",
             ));
         }
-        let mut users = HashMap::with_capacity(lines.len());
+        let mut users = Vec::with_capacity(lines.len());
+        let mut by_name = HashMap::with_capacity(lines.len());
         let mut names = Unique::default();
         for (i, (path, line)) in lines.iter().enumerate() {
             let user = parse_htpasswd_line(path, line)?;
@@ -201,12 +204,14 @@ impl BasicAuth {
                 |_| path.clone(),
                 |name, _| format!("user \"{name}\" is listed twice"),
             )?;
-            users.insert(user.name.clone(), user);
+            by_name.insert(user.name.clone(), users.len());
+            users.push(user);
         }
-        let decoy = Decoy::for_users(users.values());
+        let decoy = Decoy::for_users(users.iter());
         Ok(Self {
             realm,
             users,
+            by_name,
             decoy,
         })
     }
@@ -227,8 +232,18 @@ impl BasicAuth {
             Some(v) if !v.trim().is_empty() => v,
             _ => return Err(AuthError::Missing),
         };
+        // The same header value always decodes to the same user and
+        // password: a value that passed bcrypt before is the cache's
+        // credential, and its user is known without decoding it again.
+        if let Some(user) = cache.get(value.as_bytes()).and_then(|&i| self.users.get(i)) {
+            return Ok(user.name.as_str());
+        }
         let (user, password) = parse_basic(value)?;
-        let Some(entry) = self.users.get(user.as_str()) else {
+        let Some((index, entry)) = self
+            .by_name
+            .get(user.as_str())
+            .and_then(|&i| Some((i, self.users.get(i)?)))
+        else {
             self.decoy(&password, cache, now);
             return Err(AuthError::Invalid);
         };
@@ -238,20 +253,14 @@ impl BasicAuth {
                 bool::from(actual.ct_eq(expected))
             }
             PasswordHash::Bcrypt(hash) => {
-                // The same header value always decodes to the same user and
-                // password: the value itself is the cache's credential.
-                if cache.get(value.as_bytes(), 0).is_some() {
-                    true
-                } else {
-                    // bcrypt::verify compares in constant time; passwords over
-                    // 72 bytes are truncated as every bcrypt implementation does.
-                    cache.bcrypt_runs += 1;
-                    let ok = bcrypt::verify(&password, hash).unwrap_or(false);
-                    if ok {
-                        cache.insert(value.as_bytes(), (), NEVER, 0);
-                    }
-                    ok
+                // bcrypt::verify compares in constant time; passwords over
+                // 72 bytes are truncated as every bcrypt implementation does.
+                cache.bcrypt_runs += 1;
+                let ok = bcrypt::verify(&password, hash).unwrap_or(false);
+                if ok {
+                    cache.insert(value.as_bytes(), index);
                 }
+                ok
             }
         };
         if ok {
@@ -400,7 +409,8 @@ fn parse_htpasswd_line(path: &str, line: &str) -> Result<User, ConfigError> {
 /// values that already passed bcrypt, and the budget of decoy work for
 /// unknown users.
 pub struct CredentialCache {
-    verified: VerifiedCache<()>,
+    /// Each verified value's user (index into `BasicAuth::users`).
+    verified: VerifiedCache<usize>,
     budget: DecoyBudget,
     /// bcrypt verifications run, real and decoy (read by the tests).
     bcrypt_runs: u64,
@@ -432,12 +442,13 @@ impl CredentialCache {
         self.verified.is_empty()
     }
 
-    fn get(&mut self, credential: &[u8], now: u64) -> Option<&()> {
-        self.verified.get(credential, now)
+    /// The user of a value that verified (entries never expire).
+    fn get(&mut self, credential: &[u8]) -> Option<&usize> {
+        self.verified.get(credential, 0)
     }
 
-    fn insert(&mut self, credential: &[u8], value: (), expires_at: u64, now: u64) {
-        self.verified.insert(credential, value, expires_at, now);
+    fn insert(&mut self, credential: &[u8], user: usize) {
+        self.verified.insert(credential, user, NEVER, 0);
     }
 }
 
@@ -641,9 +652,9 @@ mod tests {
             assert_eq!(a.verify(Some(&v), &mut c, 0), Ok("alice"));
         }
         assert_eq!(c.len(), 2);
-        assert!(c.get(same.as_bytes(), 0).is_none());
+        assert!(c.get(same.as_bytes()).is_none());
         assert!(c
-            .get(same.replacen("Basic", "basic", 1).as_bytes(), 0)
+            .get(same.replacen("Basic", "basic", 1).as_bytes())
             .is_some());
     }
 

@@ -31,7 +31,7 @@ use crate::decide::{Decision, Outcome, State, Wait};
 use crate::host::{Action, Host, HostError};
 use crate::park::Parking;
 use crate::reply::{Denial, Reply};
-use crate::request::Request;
+use crate::request::{single_in_map, Ambiguous, Request};
 use crate::split::How;
 use crate::streak::Streak;
 use metrics::Metrics;
@@ -85,12 +85,16 @@ impl Request for HostRequest<'_> {
     }
 
     fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
-        self.0
-            .request_headers()
-            .into_iter()
-            .filter(|(k, _)| k.as_slice() == name.as_bytes())
-            .map(|(_, v)| v)
+        let map = self.0.request_header_map();
+        crate::wire::values(&map, name)
+            .map(<[u8]>::to_vec)
             .collect()
+    }
+
+    /// One read of the whole map (Envoy's single-value read gives only the
+    /// first copy), searched in place.
+    fn single_header(&self, name: &str) -> Result<Option<Vec<u8>>, Ambiguous> {
+        single_in_map(self.0.request_header_map(), name)
     }
 }
 
@@ -117,7 +121,7 @@ impl Shared {
     ) -> Result<(), HostError> {
         let plan = &self.plan;
         let gateway = decision.gateway;
-        for name in &decision.remove_headers {
+        for name in decision.remove_headers() {
             host.set_request_header(name, None)?;
         }
         if let Some(path) = decision.new_path.as_deref() {

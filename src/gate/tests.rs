@@ -138,11 +138,11 @@ impl Host for Mock {
         let (_, v) = headers.iter().find(|(k, _)| k == name.as_bytes())?;
         Some(v.clone())
     }
-    fn request_headers(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn request_header_map(&self) -> Vec<u8> {
         let requests = self.requests.borrow();
         requests
             .get(&self.effective.get())
-            .cloned()
+            .map(|pairs| crate::wire::encode_map(pairs))
             .unwrap_or_default()
     }
     fn set_request_header(&self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {

@@ -259,20 +259,19 @@ pub fn header(map: Map, name: &str) -> Result<Option<Vec<u8>>, HostError> {
     }
 }
 
-/// Every header of a map, names and values as raw bytes, in the host's order.
-pub fn headers(map: Map) -> Result<crate::wire::Pairs, HostError> {
+/// Every header of a map in one read, serialized as the ABI carries it (read
+/// it with `crate::wire`, which checks its bounds).
+pub fn header_map(map: Map) -> Result<Vec<u8>, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: valid out-pointers; on `Ok` the host handed us `data`/`size`.
-    let bytes = unsafe {
+    unsafe {
         match proxy_get_header_map_pairs(map as u32, &mut data, &mut size) {
-            OK => take(data, size),
-            NOT_FOUND => return Ok(Vec::new()),
-            status => return Err(HostError(status)),
+            OK => Ok(take(data, size)),
+            NOT_FOUND => Ok(Vec::new()),
+            status => Err(HostError(status)),
         }
-    };
-    // A map the host serialized wrongly is a host failure, not a reason to panic.
-    crate::wire::decode_map(&bytes).ok_or(HostError(4))
+    }
 }
 
 /// Sets (replaces) header `name`, or removes it when `value` is `None`.

@@ -61,8 +61,8 @@ impl Host for AbiHost {
         abi::header(Map::RequestHeaders, name).ok().flatten()
     }
 
-    fn request_headers(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        abi::headers(Map::RequestHeaders).unwrap_or_default()
+    fn request_header_map(&self) -> Vec<u8> {
+        abi::header_map(Map::RequestHeaders).unwrap_or_default()
     }
 
     fn set_request_header(&self, name: &str, value: Option<&[u8]>) -> Result<(), HostError> {

@@ -305,6 +305,31 @@ impl OAuth2Auth {
         }
     }
 
+    /// Looks at the `Authorization` header value as it came (any bytes).
+    /// A token verified before is recognised on its bytes, before the value
+    /// is checked as text: only checked tokens are cached, and their bytes
+    /// are b64token characters, so a hit is the token [`Self::authenticate`]
+    /// would read. Otherwise a value that is not UTF-8 is malformed.
+    pub fn authenticate_raw(
+        &self,
+        authorization: Option<&[u8]>,
+        state: &mut OAuth2State,
+        now: u64,
+    ) -> Step {
+        if let Some(token) = authorization.and_then(bearer_bytes) {
+            if let Some(Ok(consumer)) = state.verdicts.get(token, now) {
+                return Step::Accept {
+                    consumer: consumer.clone(),
+                    cached: true,
+                };
+            }
+        }
+        match authorization.map(std::str::from_utf8).transpose() {
+            Ok(text) => self.authenticate(text, state, now),
+            Err(_) => Step::Reject(TokenError::Malformed),
+        }
+    }
+
     /// Looks at the `Authorization` header value. `now` is Unix seconds.
     pub fn authenticate(
         &self,
@@ -524,6 +549,19 @@ fn bearer_token(authorization: Option<&str>) -> Result<&str, TokenError> {
         return Err(TokenError::Malformed);
     }
     Ok(token)
+}
+
+/// The token of a `Bearer` value read as bytes, as [`bearer_token`] reads it
+/// when the value is ASCII-trimmed; `None` when it is not `Bearer`.
+fn bearer_bytes(authorization: &[u8]) -> Option<&[u8]> {
+    let value = authorization.trim_ascii();
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let start = rest.iter().position(|&b| b != b' ')?;
+    rest.get(start..)
 }
 
 /// RFC 6750 b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.

@@ -1031,3 +1031,64 @@ fn a_missing_or_unusable_variable_is_named_and_its_value_never_echoed() {
         Some("auth.introspection.client_secret.env: must not be empty".into())
     );
 }
+
+/// The byte-level read of a `Bearer` value (the cache's fast path) never
+/// finds a b64token that the text-level read would not: for every value,
+/// either the two agree or the bytes give a token that is not a b64token
+/// (which no cache holds).
+#[test]
+fn bearer_bytes_agree_with_bearer_token() {
+    let values: &[&[u8]] = &[
+        b"Bearer abc.def",
+        b"bearer abc.def",
+        b"BEARER   abc.def  ",
+        b"  Bearer abc.def\t",
+        b"Bearer abc.def\x0b",
+        b"Bearer abc.def\xc2\xa0",
+        b"\xc2\xa0Bearer abc.def",
+        b"Bearer\tabc.def",
+        b"Bearer",
+        b"Bearer ",
+        b"Basic abc",
+        b"Bearer a b",
+        b"Bearer abc\xff",
+        b"",
+    ];
+    for &value in values {
+        let Some(fast) = bearer_bytes(value) else {
+            continue;
+        };
+        if std::str::from_utf8(fast).map_or(true, |t| check_token(t).is_err()) {
+            continue;
+        }
+        let text = std::str::from_utf8(value).unwrap();
+        assert_eq!(
+            bearer_token(Some(text)).ok().map(str::as_bytes),
+            Some(fast),
+            "{value:?}"
+        );
+    }
+}
+
+/// A cached token is recognised on its bytes; a non-UTF-8 value is malformed.
+#[test]
+fn authenticate_raw_hits_the_cache_and_refuses_non_utf8() {
+    let auth = local();
+    let mut state = state();
+    let value = bearer(&token("rs256"));
+    let first = auth.authenticate_raw(Some(value.as_bytes()), &mut state, NOW);
+    assert!(
+        matches!(first, Step::Accept { cached: false, .. }),
+        "{first:?}"
+    );
+    let again = auth.authenticate_raw(Some(value.as_bytes()), &mut state, NOW);
+    assert!(
+        matches!(again, Step::Accept { cached: true, .. }),
+        "{again:?}"
+    );
+    let bad = auth.authenticate_raw(Some(b"Bearer \xff\xfe"), &mut state, NOW);
+    assert!(
+        matches!(bad, Step::Reject(TokenError::Malformed)),
+        "{bad:?}"
+    );
+}
