@@ -117,22 +117,20 @@ pub fn remove_query_param(path: &[u8], name: &str) -> Option<Vec<u8>> {
 /// byte); `None` if the path has no such parameter.
 pub fn take_query_param(path: &[u8], name: &str) -> Option<(Vec<u8>, Vec<u8>)> {
     let (base, query) = split_query(path)?;
-    let mut value = None;
-    let mut kept: Vec<&[u8]> = Vec::new();
-    for (pair, k, v) in pairs(query) {
-        if *decode_component(k) == *name.as_bytes() {
-            if value.is_none() {
-                value = Some(decode_component(v).into_owned());
-            }
+    let is_name = |k: &[u8]| *decode_component(k) == *name.as_bytes();
+    let value = pairs(query)
+        .find(|(_, k, _)| is_name(k))
+        .map(|(_, _, v)| decode_component(v).into_owned())?;
+    // The path rebuilt in one buffer: the base, then every other pair.
+    let mut new_path = Vec::with_capacity(path.len());
+    new_path.extend_from_slice(base);
+    for (pair, _, _) in pairs(query).filter(|(_, k, _)| !is_name(k)) {
+        new_path.push(if new_path.len() == base.len() {
+            b'?'
         } else {
-            kept.push(pair);
-        }
-    }
-    let value = value?;
-    let mut new_path = base.to_vec();
-    if !kept.is_empty() {
-        new_path.push(b'?');
-        new_path.extend_from_slice(&kept.join(&b'&'));
+            b'&'
+        });
+        new_path.extend_from_slice(pair);
     }
     Some((value, new_path))
 }

@@ -314,7 +314,7 @@ pub fn rows(c: &Creds) -> Vec<Row> {
             Header,
         )
         .filter(Filter::WasmMinimal(Some(twin(&[
-            "get x-api-key",
+            "map",
             "get x-user",
             "remove x-api-key",
             "set x-canary-consumer alice",
@@ -331,7 +331,7 @@ pub fn rows(c: &Creds) -> Vec<Row> {
             Header,
         )
         .filter(Filter::WasmMinimal(Some(twin(&[
-            "get authorization",
+            "map",
             "remove authorization",
             "set x-canary-consumer bench",
             "counter bench.allowed",
@@ -347,7 +347,7 @@ pub fn rows(c: &Creds) -> Vec<Row> {
         )
         .filter(Filter::WasmMinimal(Some(twin(&[
             "now",
-            "get authorization",
+            "map",
             "remove authorization",
             "set x-canary-consumer bench-user",
             "counter bench.allowed",

@@ -13,6 +13,8 @@
 //!
 //! ```text
 //! get NAME            read a request header (a response header after `response`)
+//! map                 read the whole header map in one call, serialized (what
+//!                     canary-gate does for a credential header, to see a copy)
 //! set NAME VALUE      set a request header
 //! remove NAME         remove a request header
 //! counter NAME        define a counter once, increment it per request
@@ -39,6 +41,7 @@ proxy_wasm::main! {{
 
 enum Op {
     Get(String),
+    Map,
     Set(String, String),
     Remove(String),
     Counter(u32),
@@ -73,6 +76,7 @@ fn parse(text: &str) -> Option<Ops> {
                 continue;
             }
             ["get", name] => Op::Get(name.to_string()),
+            ["map"] => Op::Map,
             ["set", name, value] => Op::Set(name.to_string(), value.to_string()),
             ["remove", name] => Op::Remove(name.to_string()),
             ["counter", name] => Op::Counter(hostcalls::define_metric(MetricType::Counter, name).ok()?),
@@ -128,6 +132,9 @@ fn replay(ops: &[Op], headers: MapType) {
             Op::Get(name) => {
                 std::hint::black_box(hostcalls::get_map_value_bytes(headers, name).ok());
             }
+            Op::Map => {
+                std::hint::black_box(header_map(headers));
+            }
             Op::Set(name, value) => {
                 let _ = hostcalls::set_map_value_bytes(headers, name, Some(value.as_bytes()));
             }
@@ -150,6 +157,29 @@ fn replay(ops: &[Op], headers: MapType) {
                 std::hint::black_box(hostcalls::call_foreign_function(name, None).ok());
             }
         }
+    }
+}
+
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+}
+
+/// The serialized map as the host hands it over (no decoding: canary-gate
+/// searches these bytes in place), the same call canary-gate makes.
+fn header_map(map: MapType) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: valid out-pointers; on status 0 the host allocated `data` of
+    // `size` bytes with the SDK's allocator, which `Vec` then owns.
+    unsafe {
+        if proxy_get_header_map_pairs(map as u32, &mut data, &mut size) != 0 || data.is_null() {
+            return None;
+        }
+        Some(Vec::from_raw_parts(data, size, size))
     }
 }
 
